@@ -1,0 +1,238 @@
+package pool
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+// Pool is the set of connections to one Redis node that the lock uses.
+// Implementations are safe for concurrent use.
+type Pool interface {
+	// Addr returns the node's address; errors name the node by it.
+	Addr() string
+	// Get returns a connection to the node, waiting for a free one or a
+	// dial no longer than ctx allows. The connection supports
+	// redis.ConnWithContext; the caller closes it to give it back.
+	Get(ctx context.Context) (redis.Conn, error)
+	// Close closes the pool's idle connections and refuses new ones.
+	Close() error
+}
+
+// Eval runs script s on the node with ctx's deadline on the round trip
+// (EVALSHA, then EVAL when the node answers NOSCRIPT, so a warm node costs one
+// round trip).
+func Eval(ctx context.Context, p Pool, s *redis.Script, keysAndArgs ...any) (any, error) {
+	c, err := p.Get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return s.DoContext(ctx, c, keysAndArgs...)
+}
+
+// Do runs one command on the node with ctx's deadline on the round trip.
+func Do(ctx context.Context, p Pool, cmd string, args ...any) (any, error) {
+	c, err := p.Get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return redis.DoContext(c, ctx, cmd, args...)
+}
+
+// Option configures New.
+type Option func(*config)
+
+type config struct {
+	username, password string
+	passwordSet        bool
+	db                 int
+	tls                *tls.Config
+	dialTimeout        time.Duration
+	readTimeout        time.Duration
+	writeTimeout       time.Duration
+	maxIdle, maxActive int
+	idleTimeout        time.Duration
+}
+
+// Defaults of New. The lock bounds each request with its own node timeout
+// (redlock.WithNodeTimeout), so these timeouts are only the floor under a
+// caller that passes a context without a deadline.
+const (
+	DefaultDialTimeout  = time.Second
+	DefaultReadTimeout  = time.Second
+	DefaultWriteTimeout = time.Second
+	DefaultMaxIdle      = 32
+	DefaultMaxActive    = 256
+	DefaultIdleTimeout  = 5 * time.Minute
+)
+
+// WithPassword sets the password sent with AUTH on each new connection.
+// Default: none.
+func WithPassword(password string) Option {
+	return func(c *config) { c.password, c.passwordSet = password, true }
+}
+
+// WithUsername sets the ACL user for AUTH (Redis 6 and later); it needs
+// WithPassword. Default: none (the "default" user).
+func WithUsername(username string) Option { return func(c *config) { c.username = username } }
+
+// WithDB selects database db on each new connection. Default: 0.
+func WithDB(db int) Option { return func(c *config) { c.db = db } }
+
+// WithTLS dials with TLS using cfg. Default: plain TCP.
+func WithTLS(cfg *tls.Config) Option { return func(c *config) { c.tls = cfg } }
+
+// WithDialTimeout bounds connecting to the node, AUTH and SELECT included.
+// Default: 1s.
+func WithDialTimeout(d time.Duration) Option { return func(c *config) { c.dialTimeout = d } }
+
+// WithReadTimeout bounds waiting for one reply when the caller's context
+// has a later deadline or none. Default: 1s.
+func WithReadTimeout(d time.Duration) Option { return func(c *config) { c.readTimeout = d } }
+
+// WithWriteTimeout bounds writing one request. Default: 1s.
+func WithWriteTimeout(d time.Duration) Option { return func(c *config) { c.writeTimeout = d } }
+
+// WithMaxIdle sets how many idle connections are kept. Default: 32.
+func WithMaxIdle(n int) Option { return func(c *config) { c.maxIdle = n } }
+
+// WithMaxActive caps the connections open at once; Get waits (as long as
+// its context allows) when the cap is reached. The cap is what keeps
+// connections from piling up behind a frozen node. Default: 256.
+func WithMaxActive(n int) Option { return func(c *config) { c.maxActive = n } }
+
+func (c *config) validate(addr string) error {
+	var errs []error
+	if addr == "" {
+		errs = append(errs, errors.New("empty address"))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"dial timeout", c.dialTimeout}, {"read timeout", c.readTimeout}, {"write timeout", c.writeTimeout}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s %v: must be > 0", d.name, d.v))
+		}
+	}
+	if c.db < 0 {
+		errs = append(errs, fmt.Errorf("db %d: must be >= 0", c.db))
+	}
+	if c.maxIdle < 0 {
+		errs = append(errs, fmt.Errorf("max idle %d: must be >= 0", c.maxIdle))
+	}
+	if c.maxActive < 1 {
+		errs = append(errs, fmt.Errorf("max active %d: must be >= 1", c.maxActive))
+	}
+	if c.username != "" && !c.passwordSet {
+		errs = append(errs, fmt.Errorf("username %q: needs WithPassword", c.username))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("pool %q: %w", addr, errors.Join(errs...))
+	}
+	return nil
+}
+
+// New returns a Pool of connections to the Redis node at addr ("host:port").
+// Bad options do not panic: the returned pool's Get fails with an error that
+// names the bad value, and redlock.New reports it (see Validate).
+func New(addr string, opts ...Option) Pool {
+	c := config{
+		dialTimeout:  DefaultDialTimeout,
+		readTimeout:  DefaultReadTimeout,
+		writeTimeout: DefaultWriteTimeout,
+		maxIdle:      DefaultMaxIdle,
+		maxActive:    DefaultMaxActive,
+		idleTimeout:  DefaultIdleTimeout,
+	}
+	for _, o := range opts {
+		o(&c)
+	}
+	if err := c.validate(addr); err != nil {
+		return &badPool{addr: addr, err: err}
+	}
+	dialOpts := []redis.DialOption{
+		redis.DialConnectTimeout(c.dialTimeout),
+		redis.DialReadTimeout(c.readTimeout),
+		redis.DialWriteTimeout(c.writeTimeout),
+		redis.DialDatabase(c.db),
+	}
+	if c.passwordSet {
+		dialOpts = append(dialOpts, redis.DialPassword(c.password))
+	}
+	if c.username != "" {
+		dialOpts = append(dialOpts, redis.DialUsername(c.username))
+	}
+	if c.tls != nil {
+		dialOpts = append(dialOpts, redis.DialUseTLS(true), redis.DialTLSConfig(c.tls))
+	}
+	dialTimeout := c.dialTimeout
+	rp := &redis.Pool{
+		DialContext: func(ctx context.Context) (redis.Conn, error) {
+			// The handshake (AUTH, SELECT) runs under the read timeout,
+			// so bound the whole dial by the caller's context too.
+			ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+			defer cancel()
+			return redis.DialContext(ctx, "tcp", addr, dialOpts...)
+		},
+		MaxIdle:     c.maxIdle,
+		MaxActive:   c.maxActive,
+		IdleTimeout: c.idleTimeout,
+		Wait:        true,
+	}
+	return &redigoPool{p: rp, addr: addr}
+}
+
+// FromRedigo wraps a redigo pool the caller built. The caller keeps
+// responsibility for its timeouts; set Wait so Get honours the context.
+func FromRedigo(p *redis.Pool, addr string) Pool {
+	if p == nil {
+		return &badPool{addr: addr, err: fmt.Errorf("pool %q: nil *redis.Pool", addr)}
+	}
+	return &redigoPool{p: p, addr: addr}
+}
+
+// Validate returns the configuration error of a pool built by New or
+// FromRedigo with bad input, or nil.
+func Validate(p Pool) error {
+	if b, ok := p.(*badPool); ok {
+		return b.err
+	}
+	return nil
+}
+
+// Stats returns the redigo pool's statistics for a pool built by New or
+// FromRedigo, and false for other pools.
+func Stats(p Pool) (redis.PoolStats, bool) {
+	if rp, ok := p.(*redigoPool); ok {
+		return rp.p.Stats(), true
+	}
+	return redis.PoolStats{}, false
+}
+
+type redigoPool struct {
+	p    *redis.Pool
+	addr string
+}
+
+func (p *redigoPool) Addr() string { return p.addr }
+
+func (p *redigoPool) Get(ctx context.Context) (redis.Conn, error) { return p.p.GetContext(ctx) }
+
+func (p *redigoPool) Close() error { return p.p.Close() }
+
+// badPool stands for a pool whose options were invalid; it fails every call
+// with the validation error instead of panicking.
+type badPool struct {
+	addr string
+	err  error
+}
+
+func (p *badPool) Addr() string                            { return p.addr }
+func (p *badPool) Get(context.Context) (redis.Conn, error) { return nil, p.err }
+func (p *badPool) Close() error                            { return nil }

@@ -1,0 +1,44 @@
+// Package redlock is a distributed lock over N independent Redis masters:
+// the Redlock algorithm, with quorum early return and hard per-node
+// deadlines.
+//
+// # The algorithm
+//
+// TryLock writes a fresh random value with SET NX PX to all N nodes in
+// parallel, each request bounded by the node timeout tau. The lock is held
+// when Q = N/2+1 nodes granted it and time is left: the holder may assume it
+// holds the lock until Until() = T1 + TTL - D, where T1 is when the first
+// request was written (monotonic clock) and D = TTL*drift + 2ms covers clock
+// drift. The call returns as soon as the outcome is known: at Q grants, or
+// once N-Q+1 nodes refused or failed, so a frozen node never delays it. A
+// failed attempt releases its value on every node where it may have been
+// applied, in the background. Lock retries after a jittered pause. Extend
+// prolongs the key only where it still holds this lock's value, and Unlock
+// deletes it only there. The rules are numbered in ALGORITHM.md (A1-A10,
+// H1, E1-E5, R1-R4); the tests name the rule they prove.
+//
+// # What is guaranteed
+//
+// While at most N-Q nodes are crashed, frozen, cut off or slow, and clocks
+// drift less than the drift factor: no two holders overlap before their
+// Until(); a release never deletes another holder's key; every call ends
+// within its context and a bounded number of node timeouts; and a lock can
+// be taken while a majority is healthy.
+//
+// # What is not
+//
+// The lock is a lease: a holder that pauses (GC, swap, a stopped VM) past
+// Until() and then acts may overlap with the next holder, and no lock
+// service can prevent that alone. Fencing tokens (Lock.Token), checked by
+// the protected resource on every access, are the protection. A node whose
+// clock jumps forward expires keys early, and a node restarted at once
+// without its data forgets the lock; both break mutual exclusion.
+//
+// # Deployment rules
+//
+//   - N1: independent masters: no replicas, no failover between them.
+//   - N2: a crashed node comes back with its data (appendonly yes,
+//     appendfsync always) or only after the longest TTL in use.
+//   - N3: maxmemory-policy noeviction: an evicted lock key is an early release.
+//   - N4: clocks slew, never jump.
+package redlock

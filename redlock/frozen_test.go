@@ -1,0 +1,66 @@
+package redlock_test
+
+import (
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/quorumlock/quorumlock/internal/redistest"
+	"github.com/quorumlock/quorumlock/pool"
+	"github.com/quorumlock/quorumlock/redlock"
+)
+
+// A3, A6: while a node stays frozen, goroutines and connections do not pile
+// up behind it: each request to it ends at the node timeout, so what is in
+// flight stays bounded by the call rate times tau instead of growing with
+// the time the node stays frozen; once it wakes, everything drains.
+func TestNoPileUpBehindFrozenNode(t *testing.T) {
+	c := redistest.New(t, 5)
+	const tau = 50 * time.Millisecond
+	pools := newPools(t, c.Addrs(), pool.WithMaxActive(64))
+	cl, err := redlock.New(pools, redlock.WithNodeTimeout(tau))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := runtime.NumGoroutine()
+	frozen := c.Nodes()[0]
+	if err := frozen.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	// Three phases of the same load; the last must not need more than the
+	// first (plus slack): nothing accumulates.
+	var peaks [3]int
+	var maxActive int
+	for phase := range peaks {
+		end := time.Now().Add(500 * time.Millisecond)
+		for time.Now().Before(end) {
+			l, err := cl.TryLock(t.Context(), "frozen-pileup")
+			if err != nil {
+				t.Fatalf("TryLock with one node frozen: %v", err)
+			}
+			if err := l.Unlock(t.Context()); err != nil {
+				t.Fatalf("Unlock with one node frozen: %v", err)
+			}
+			peaks[phase] = max(peaks[phase], runtime.NumGoroutine()-base)
+			st, _ := pool.Stats(pools[0])
+			maxActive = max(maxActive, st.ActiveCount)
+		}
+	}
+	if peaks[2] > 2*peaks[0]+50 {
+		t.Fatalf("goroutines above baseline per phase = %v: they pile up behind the frozen node", peaks)
+	}
+	if maxActive > 64 {
+		t.Fatalf("%d connections open to the frozen node, above the pool's cap of 64", maxActive)
+	}
+	if err := frozen.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for runtime.NumGoroutine() > base+2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines above baseline 3s after the node woke, want them gone", runtime.NumGoroutine()-base)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("goroutines above baseline per phase: %v; peak connections to the frozen node: %d", peaks, maxActive)
+}

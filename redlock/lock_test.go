@@ -1,0 +1,382 @@
+package redlock_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/quorumlock/quorumlock/internal/redistest"
+	"github.com/quorumlock/quorumlock/pool"
+	"github.com/quorumlock/quorumlock/redlock"
+)
+
+// A1, A7, R1: a lock is written to every node with a fresh value, its
+// deadline lies within TTL of the call, and Unlock deletes it everywhere.
+func TestLockUnlockRoundTrip(t *testing.T) {
+	c := redistest.New(t, 5)
+	cl := newClient(t, c, redlock.WithTTL(2*time.Second), redlock.WithNodeTimeout(500*time.Millisecond))
+	before := time.Now()
+	l, err := cl.TryLock(t.Context(), "round-trip")
+	if err != nil {
+		t.Fatalf("TryLock: %v", err)
+	}
+	after := time.Now()
+	// D = 2s*0.01 + 2ms = 22ms; T1 lies between before and after.
+	if u := l.Until(); u.Before(before.Add(2*time.Second-22*time.Millisecond)) || u.After(after.Add(2*time.Second-22*time.Millisecond)) {
+		t.Fatalf("Until() = %v, want T1+TTL-22ms with T1 in [%v, %v]", u, before, after)
+	}
+	values := map[string]bool{}
+	for _, n := range c.Nodes() {
+		values[keyOn(t, n, "round-trip")] = true
+		pttl, err := redis.Int64(n.Do("PTTL", redlock.LockKey("round-trip")))
+		if err != nil || pttl <= 0 || pttl > 2000 {
+			t.Fatalf("PTTL on %s = %d, %v; want in (0, 2000]", n.Addr(), pttl, err)
+		}
+	}
+	if len(values) != 1 || values[""] {
+		t.Fatalf("lock values on the nodes = %v, want one value on all five", values)
+	}
+	if err := l.Unlock(t.Context()); err != nil {
+		t.Fatalf("Unlock: %v", err)
+	}
+	time.Sleep(50 * time.Millisecond) // stragglers of Unlock finish in the background
+	if k := holders(t, c, "round-trip"); k != 0 {
+		t.Fatalf("%d nodes still hold the key after Unlock, want 0", k)
+	}
+	// A1: a second acquisition writes another value.
+	l2, err := cl.TryLock(t.Context(), "round-trip")
+	if err != nil {
+		t.Fatalf("second TryLock: %v", err)
+	}
+	if v := keyOn(t, c.Nodes()[0], "round-trip"); values[v] {
+		t.Fatalf("second acquisition reused the value %q", v)
+	}
+	// R4: the old handle cannot touch the new acquisition.
+	if err := l.Unlock(t.Context()); !errors.Is(err, redlock.ErrNotHeld) {
+		t.Fatalf("second Unlock of the old handle = %v, want ErrNotHeld", err)
+	}
+	if err := l.Extend(t.Context(), time.Second); !errors.Is(err, redlock.ErrNotHeld) {
+		t.Fatalf("Extend of the old handle = %v, want ErrNotHeld", err)
+	}
+	if k := holders(t, c, "round-trip"); k != 5 {
+		t.Fatalf("%d nodes hold the new lock after the old handle's calls, want 5", k)
+	}
+	if err := l2.Unlock(t.Context()); err != nil {
+		t.Fatalf("Unlock of the new handle: %v", err)
+	}
+}
+
+// A6, A7: many goroutines contend for one name; never two holders at once,
+// and a read-modify-write under the lock loses no update.
+func TestContentionNeverTwoHolders(t *testing.T) {
+	c := redistest.New(t, 5)
+	cl := newClient(t, c, redlock.WithTTL(5*time.Second), redlock.WithNodeTimeout(time.Second),
+		redlock.WithTries(1000), redlock.WithRetryDelay(func(int) time.Duration { return time.Millisecond }))
+	const workers, rounds = 8, 15
+	var inside, counter, overlaps atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range rounds {
+				l, err := cl.Lock(t.Context(), "contended")
+				if err != nil {
+					errs <- err
+					return
+				}
+				if inside.Add(1) != 1 {
+					overlaps.Add(1)
+				}
+				v := counter.Load()
+				time.Sleep(time.Millisecond)
+				counter.Store(v + 1)
+				inside.Add(-1)
+				if err := l.Unlock(t.Context()); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("worker: %v", err)
+	}
+	if o := overlaps.Load(); o != 0 {
+		t.Fatalf("%d overlapping holds, want 0", o)
+	}
+	if got := counter.Load(); got != workers*rounds {
+		t.Fatalf("counter = %d after %d holds, want %d (lost updates mean two holders)", got, workers*rounds, workers*rounds)
+	}
+}
+
+// A10, A6: with one or two of five nodes killed or frozen, locks still
+// succeed, and no call waits for a frozen node: TryLock+Unlock take far less
+// than the node timeout.
+func TestMinorityDownOrFrozen(t *testing.T) {
+	const tau = 3 * time.Second
+	for _, tc := range []struct {
+		name   string
+		faults int
+		freeze bool
+	}{{"one killed", 1, false}, {"two killed", 2, false}, {"one frozen", 1, true}, {"two frozen", 2, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := redistest.New(t, 5)
+			cl := newClient(t, c, redlock.WithNodeTimeout(tau))
+			for _, n := range c.Nodes()[:tc.faults] {
+				var err error
+				if tc.freeze {
+					err = n.Pause()
+				} else {
+					err = n.Kill()
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range 5 {
+				var lockErr, unlockErr error
+				d := timed(func() {
+					var l *redlock.Lock
+					if l, lockErr = cl.TryLock(t.Context(), "minority"); lockErr == nil {
+						unlockErr = l.Unlock(t.Context())
+					}
+				})
+				if lockErr != nil || unlockErr != nil {
+					t.Fatalf("round %d: TryLock = %v, Unlock = %v; want both nil", i, lockErr, unlockErr)
+				}
+				if d >= tau/2 {
+					t.Fatalf("round %d: TryLock+Unlock took %v with the node timeout at %v: it waited for a dead node", i, d, tau)
+				}
+			}
+			for _, n := range c.Nodes()[:tc.faults] {
+				if tc.freeze {
+					n.Resume()
+				}
+			}
+		})
+	}
+}
+
+// A6, A4: with three of five nodes down, TryLock fails promptly with
+// ErrNotAcquired, says too many nodes failed, and names the dead nodes.
+func TestMajorityDownFailsPromptly(t *testing.T) {
+	c := redistest.New(t, 5)
+	cl := newClient(t, c, redlock.WithNodeTimeout(2*time.Second))
+	for _, n := range c.Nodes()[:3] {
+		if err := n.Kill(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var err error
+	d := timed(func() { _, err = cl.TryLock(t.Context(), "majority-down") })
+	if !errors.Is(err, redlock.ErrNotAcquired) {
+		t.Fatalf("TryLock = %v, want ErrNotAcquired", err)
+	}
+	if d >= time.Second {
+		t.Fatalf("TryLock took %v with refused connections, want it prompt", d)
+	}
+	var qe *redlock.QuorumError
+	if !errors.As(err, &qe) || qe.Failed < 3 || qe.Reason() != "too many nodes failing" {
+		t.Fatalf("error = %v, want a *QuorumError with >= 3 failed and reason 'too many nodes failing'", err)
+	}
+	var ne *redlock.NodeError
+	if !errors.As(err, &ne) || (ne.Addr != c.Nodes()[0].Addr() && ne.Addr != c.Nodes()[1].Addr() && ne.Addr != c.Nodes()[2].Addr()) {
+		t.Fatalf("errors.As(*NodeError) = %v, want a dead node's address", ne)
+	}
+	if !strings.Contains(err.Error(), "of 5 nodes, need 3") {
+		t.Fatalf("message %q does not give the counts", err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v claims the caller's context ended; it did not", err)
+	}
+}
+
+// A3, A6: three of five frozen: TryLock fails after one node timeout, with
+// ErrNodeTimeout on the frozen nodes, not the caller's DeadlineExceeded.
+func TestMajorityFrozenFailsAfterNodeTimeout(t *testing.T) {
+	c := redistest.New(t, 5)
+	const tau = 200 * time.Millisecond
+	cl := newClient(t, c, redlock.WithNodeTimeout(tau))
+	for _, n := range c.Nodes()[:3] {
+		if err := n.Pause(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var err error
+	d := timed(func() { _, err = cl.TryLock(t.Context(), "majority-frozen") })
+	if !errors.Is(err, redlock.ErrNotAcquired) || !errors.Is(err, redlock.ErrNodeTimeout) {
+		t.Fatalf("TryLock = %v, want ErrNotAcquired and ErrNodeTimeout", err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("TryLock = %v: a node timeout must not look like the caller's deadline", err)
+	}
+	if d < tau || d > 10*tau {
+		t.Fatalf("TryLock took %v, want about one node timeout (%v)", d, tau)
+	}
+	for _, n := range c.Nodes()[:3] {
+		n.Resume()
+	}
+}
+
+// R3: Unlock after the lock expired while another client holds it says
+// ErrNotHeld and leaves the other holder's key alone.
+func TestUnlockAfterExpiryKeepsOtherHolder(t *testing.T) {
+	c := redistest.New(t, 5)
+	cl := newClient(t, c, redlock.WithTTL(200*time.Millisecond), redlock.WithNodeTimeout(50*time.Millisecond))
+	a, err := cl.TryLock(t.Context(), "expiry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(a.Until()) + 100*time.Millisecond)
+	b, err := cl.TryLock(t.Context(), "expiry", redlock.WithTTL(5*time.Second))
+	if err != nil {
+		t.Fatalf("TryLock after A expired: %v", err)
+	}
+	if err := a.Unlock(t.Context()); !errors.Is(err, redlock.ErrNotHeld) {
+		t.Fatalf("A.Unlock after expiry = %v, want ErrNotHeld", err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if k := holders(t, c, "expiry"); k != 5 {
+		t.Fatalf("B's key is on %d nodes after A's Unlock, want 5", k)
+	}
+	if err := b.Unlock(t.Context()); err != nil {
+		t.Fatalf("B.Unlock: %v", err)
+	}
+}
+
+// E1: Extend after Until() refuses at once without touching Redis.
+func TestExtendAfterDeadlineTouchesNoNode(t *testing.T) {
+	c := redistest.New(t, 3)
+	var gets atomic.Int64
+	var pools []pool.Pool
+	for _, p := range newPools(t, c.Addrs()) {
+		pools = append(pools, countingPool{p, &gets})
+	}
+	cl, err := redlock.New(pools, redlock.WithTTL(100*time.Millisecond), redlock.WithNodeTimeout(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := cl.TryLock(t.Context(), "extend-late")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(l.Until()) + 10*time.Millisecond)
+	gets.Store(0)
+	if err := l.Extend(t.Context(), time.Second); !errors.Is(err, redlock.ErrNotHeld) {
+		t.Fatalf("Extend after Until() = %v, want ErrNotHeld", err)
+	}
+	if g := gets.Load(); g != 0 {
+		t.Fatalf("Extend after Until() took %d connections, want 0", g)
+	}
+}
+
+// E2, E3: Extend prolongs only a key that still holds our value; it never
+// re-creates a missing key.
+func TestExtend(t *testing.T) {
+	c := redistest.New(t, 5)
+	cl := newClient(t, c, redlock.WithTTL(time.Second), redlock.WithNodeTimeout(200*time.Millisecond))
+	l, err := cl.TryLock(t.Context(), "extend")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := l.Until()
+	if err := l.Extend(t.Context(), 5*time.Second); err != nil {
+		t.Fatalf("Extend: %v", err)
+	}
+	if u := l.Until(); !u.After(old.Add(3 * time.Second)) {
+		t.Fatalf("Until() = %v after Extend(5s), want well past the old %v", u, old)
+	}
+	for _, n := range c.Nodes() {
+		if pttl, _ := redis.Int64(n.Do("PTTL", redlock.LockKey("extend"))); pttl < 4000 {
+			t.Fatalf("PTTL on %s = %d after Extend(5s), want > 4000", n.Addr(), pttl)
+		}
+	}
+	// The key vanishes from three nodes (say, a flush): Extend must fail
+	// and must not write it back.
+	for _, n := range c.Nodes()[:3] {
+		n.Do("DEL", redlock.LockKey("extend"))
+	}
+	before := l.Until()
+	err = l.Extend(t.Context(), 5*time.Second)
+	if !errors.Is(err, redlock.ErrNotHeld) {
+		t.Fatalf("Extend with the key gone from 3 of 5 = %v, want ErrNotHeld", err)
+	}
+	if k := holders(t, c, "extend"); k != 2 {
+		t.Fatalf("key on %d nodes after the failed Extend, want the 2 that still had it", k)
+	}
+	if u := l.Until(); !u.Equal(before) { // E4: the old deadline stands
+		t.Fatalf("Until() = %v after a failed Extend, want unchanged %v", u, before)
+	}
+	if err := l.Unlock(t.Context()); !errors.Is(err, redlock.ErrNotHeld) {
+		t.Fatalf("Unlock with the key on 2 of 5 = %v, want ErrNotHeld", err)
+	}
+}
+
+// A8, A9: the caller's context ends an attempt at once, the error says so,
+// and values written by it are released once the nodes answer.
+func TestContextCancellation(t *testing.T) {
+	c := redistest.New(t, 5)
+	cl := newClient(t, c, redlock.WithNodeTimeout(time.Second))
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := cl.TryLock(ctx, "cancel"); !errors.Is(err, redlock.ErrNotAcquired) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("TryLock on a cancelled context = %v, want ErrNotAcquired and context.Canceled", err)
+	}
+
+	// Lock waits for a held lock until its context's deadline.
+	held, err := cl.TryLock(t.Context(), "cancel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel2 := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel2()
+	d := timed(func() { _, err = cl.Lock(ctx, "cancel") })
+	if !errors.Is(err, redlock.ErrNotAcquired) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Lock on a held lock = %v, want ErrNotAcquired and DeadlineExceeded", err)
+	}
+	var qe *redlock.QuorumError
+	if !errors.As(err, &qe) || qe.Attempts < 2 || qe.Refused < 3 || qe.Reason() != "context ended: context deadline exceeded" {
+		t.Fatalf("Lock error = %v, want several attempts, a refusing quorum, the context named", err)
+	}
+	if d > 2*time.Second {
+		t.Fatalf("Lock took %v with a 300ms context", d)
+	}
+	held.Unlock(t.Context())
+
+	// A majority frozen: the caller gives up at 100ms; the writes still
+	// queued on the frozen nodes are released once they wake.
+	for _, n := range c.Nodes()[:3] {
+		n.Pause()
+	}
+	ctx, cancel3 := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel3()
+	d = timed(func() { _, err = cl.TryLock(ctx, "cancel-frozen") })
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, redlock.ErrNotAcquired) {
+		t.Fatalf("TryLock with 3 frozen = %v, want DeadlineExceeded and ErrNotAcquired", err)
+	}
+	if d > 500*time.Millisecond {
+		t.Fatalf("TryLock took %v after its 100ms context ended", d)
+	}
+	time.Sleep(100 * time.Millisecond)
+	for _, n := range c.Nodes()[:3] {
+		n.Resume()
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for holders(t, c, "cancel-frozen") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d nodes still hold the abandoned attempt's key 3s later (TTL 10s): not released", holders(t, c, "cancel-frozen"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,120 @@
+package redlock_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+	"go.uber.org/goleak"
+
+	"github.com/quorumlock/quorumlock/internal/redistest"
+	"github.com/quorumlock/quorumlock/pool"
+	"github.com/quorumlock/quorumlock/redlock"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if exampleNodes != nil {
+		exampleNodes.Close()
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// exampleNodes is the cluster the examples run on, started on first use.
+var (
+	exampleNodes *redistest.Cluster
+	exampleOnce  sync.Once
+)
+
+// exampleAddrs returns the addresses of five local Redis nodes: in a real
+// program, your independent Redis masters.
+func exampleAddrs() []string {
+	exampleOnce.Do(func() {
+		c, err := redistest.Start(5)
+		if err != nil {
+			panic("examples need redis-server: " + err.Error())
+		}
+		exampleNodes = c
+	})
+	return exampleNodes.Addrs()
+}
+
+// newPools returns one pool per address, closed when the test ends.
+func newPools(t testing.TB, addrs []string, opts ...pool.Option) []pool.Pool {
+	t.Helper()
+	pools := make([]pool.Pool, len(addrs))
+	for i, a := range addrs {
+		pools[i] = pool.New(a, opts...)
+	}
+	t.Cleanup(func() {
+		for _, p := range pools {
+			p.Close()
+		}
+	})
+	return pools
+}
+
+// newClient starts nothing: it builds a client on the cluster's nodes.
+func newClient(t testing.TB, c *redistest.Cluster, opts ...redlock.Option) *redlock.Client {
+	t.Helper()
+	cl, err := redlock.New(newPools(t, c.Addrs()), opts...)
+	if err != nil {
+		t.Fatalf("redlock.New: %v", err)
+	}
+	return cl
+}
+
+// keyOn returns the lock key's value on node n ("" when missing).
+func keyOn(t testing.TB, n *redistest.Node, name string) string {
+	t.Helper()
+	v, err := redis.String(n.Do("GET", redlock.LockKey(name)))
+	if err == redis.ErrNil {
+		return ""
+	}
+	if err != nil {
+		t.Fatalf("GET on %s: %v", n.Addr(), err)
+	}
+	return v
+}
+
+// holders counts the nodes where the lock key of name exists.
+func holders(t testing.TB, c *redistest.Cluster, name string) int {
+	t.Helper()
+	k := 0
+	for _, n := range c.Nodes() {
+		if n.Running() && !n.Paused() && keyOn(t, n, name) != "" {
+			k++
+		}
+	}
+	return k
+}
+
+// countingPool counts the connections taken from a pool: it shows whether a
+// call touched Redis at all.
+type countingPool struct {
+	pool.Pool
+	gets *atomic.Int64
+}
+
+func (p countingPool) Get(ctx context.Context) (redis.Conn, error) {
+	p.gets.Add(1)
+	return p.Pool.Get(ctx)
+}
+
+// timed runs f and returns how long it took.
+func timed(f func()) time.Duration {
+	start := time.Now()
+	f()
+	return time.Since(start)
+}
