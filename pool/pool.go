@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -215,16 +216,42 @@ func Stats(p Pool) (redis.PoolStats, bool) {
 	return redis.PoolStats{}, false
 }
 
+// ErrClosed is returned by Get after Close.
+var ErrClosed = errors.New("pool: closed")
+
 type redigoPool struct {
 	p    *redis.Pool
 	addr string
+	// mu orders Close after the Gets in progress: redigo's Pool.Close
+	// races with the lazy set-up of a concurrent first GetContext, and a
+	// lock's background requests (stragglers, releases) may still be
+	// taking connections when the caller closes the pool.
+	mu     sync.RWMutex
+	closed bool
 }
 
 func (p *redigoPool) Addr() string { return p.addr }
 
-func (p *redigoPool) Get(ctx context.Context) (redis.Conn, error) { return p.p.GetContext(ctx) }
+func (p *redigoPool) Get(ctx context.Context) (redis.Conn, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return nil, fmt.Errorf("%w: %s", ErrClosed, p.addr)
+	}
+	return p.p.GetContext(ctx)
+}
 
-func (p *redigoPool) Close() error { return p.p.Close() }
+// Close closes the idle connections, after any Get in progress returned
+// (each is bounded by its context); later Gets fail with ErrClosed.
+func (p *redigoPool) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	return p.p.Close()
+}
 
 // badPool stands for a pool whose options were invalid; it fails every call
 // with the validation error instead of panicking.

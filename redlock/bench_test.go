@@ -7,16 +7,26 @@ import (
 	"time"
 
 	"github.com/quorumlock/quorumlock/internal/redistest"
+	"github.com/quorumlock/quorumlock/redlock"
 )
 
 // BenchmarkLockUnlock measures one TryLock+Unlock on N healthy local nodes,
-// and on five with one frozen (SIGSTOP), with the default options. Besides
+// and on five with one frozen (SIGSTOP), with the default options, with and
+// without fencing. Besides
 // ns/op it reports the p50 and p99 of the pair in microseconds.
 func BenchmarkLockUnlock(b *testing.B) {
-	for _, tc := range []struct{ n, frozen int }{{1, 0}, {3, 0}, {5, 0}, {5, 1}} {
+	for _, tc := range []struct {
+		n, frozen int
+		fencing   bool
+	}{{1, 0, false}, {3, 0, false}, {5, 0, false}, {5, 1, false}, {5, 0, true}, {5, 1, true}} {
 		name := fmt.Sprintf("N=%d", tc.n)
 		if tc.frozen > 0 {
 			name += fmt.Sprintf("/frozen=%d", tc.frozen)
+		}
+		var opts []redlock.Option
+		if tc.fencing {
+			name += "/fencing"
+			opts = append(opts, redlock.WithFencing())
 		}
 		b.Run(name, func(b *testing.B) {
 			c := redistest.New(b, tc.n)
@@ -26,7 +36,7 @@ func BenchmarkLockUnlock(b *testing.B) {
 				}
 				b.Cleanup(func() { node.Resume() })
 			}
-			cl := newClient(b, c)
+			cl := newClient(b, c, opts...)
 			ctx := b.Context()
 			lat := make([]time.Duration, 0, 1<<16)
 			b.ReportAllocs()

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
+
+	"github.com/hashicorp/go-multierror"
 
 	"github.com/quorumlock/quorumlock/internal/clock"
 	"github.com/quorumlock/quorumlock/internal/quorum"
@@ -20,6 +23,9 @@ type Client struct {
 	pools []pool.Pool
 	cfg   config
 	clock clock.Clock
+	stats struct {
+		fenced, fastPath atomic.Int64 // fenced acquisitions; those done in one round trip (F2)
+	}
 }
 
 // New returns a Client for the nodes behind pools, one pool per independent
@@ -50,7 +56,8 @@ func New(pools []pool.Pool, opts ...Option) (*Client, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Client{pools: slices.Clone(pools), cfg: cfg, clock: clock.Real}, nil
+	c := &Client{pools: slices.Clone(pools), cfg: cfg, clock: clock.Real}
+	return c, nil
 }
 
 // Nodes returns the addresses of the client's nodes, in configured order.
@@ -129,11 +136,23 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config) (*Lock, 
 	value := rand.Text() // A1: 128 random bits, new for every attempt
 	key := LockKey(name)
 	ttlMs := cfg.ttl.Milliseconds()
+	fence := "0"
+	if cfg.fencing {
+		fence = "1"
+	}
 	t1 := newFirstWrite(c.clock)
+	// sent[i] closes when the request to node i has returned: a release to
+	// node i waits for it, so a straggling SET can never land after our
+	// DEL and leave a ghost key for a whole TTL.
+	sent := make([]chan struct{}, n)
+	for i := range sent {
+		sent[i] = make(chan struct{})
+	}
 	out := quorum.Run(ctx, quorum.Round[int64]{
 		N: n,
 		Call: func(i int) quorum.Reply[int64] {
-			return c.call(ctx, i, cfg.nodeTimeout, t1, acquireScript, key, CounterKey(name), value, ttlMs, "0")
+			defer close(sent[i])
+			return c.call(ctx, i, cfg.nodeTimeout, t1, acquireScript, key, CounterKey(name), value, ttlMs, fence)
 		},
 		After: func(r quorum.Reply[int64], ok bool) {
 			// A8: a failed attempt releases its value everywhere it may
@@ -146,22 +165,30 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config) (*Lock, 
 	})
 	defer out.Settle(false) // every path that does not return the lock releases it (A8)
 
-	// A7: Q grants, and validity left when the last reply used arrived.
-	until := t1.at().Add(cfg.ttl - driftAllowance(cfg.ttl, cfg.driftFactor))
 	ok := out.OK()
-	if expired := !c.clock.Now().Before(until); ok && !expired {
-		out.Settle(true)
-		return &Lock{
-			c: c, name: name, key: key, value: value,
-			nodeTimeout: cfg.nodeTimeout, driftFactor: cfg.driftFactor,
-			until: until, held: true,
-		}, nil
-	} else if ok && expired {
-		qe := newQuorumError("lock", name, out.Tally, ErrNotAcquired, nil, nodeErrors(out.Replies))
-		qe.Expired = true
-		return nil, qe
+	nodeErrs := nodeErrors(out.Replies)
+	var token uint64
+	if ok && cfg.fencing {
+		var fenceErrs *multierror.Error
+		token, ok, fenceErrs = c.fence(ctx, name, value, cfg.nodeTimeout, out.Replies, out.Tally.Q)
+		if fenceErrs != nil {
+			nodeErrs = multierror.Append(nodeErrs, fenceErrs)
+		}
 	}
-	return nil, newQuorumError("lock", name, out.Tally, ErrNotAcquired, out.Err, nodeErrors(out.Replies))
+	// A7: Q grants (and Q nodes holding the token, F3), and validity left
+	// when the last reply used arrived.
+	until := t1.at().Add(cfg.ttl - driftAllowance(cfg.ttl, cfg.driftFactor))
+	expired := !c.clock.Now().Before(until)
+	if ok && !expired {
+		out.Settle(true)
+		return newLock(c, name, value, token, cfg, t1.at(), until, sent), nil
+	}
+	qe := newQuorumError("lock", name, out.Tally, ErrNotAcquired, out.Err, nodeErrs)
+	qe.Expired = ok && expired
+	if out.OK() && !ok {
+		qe.Fencing = true
+	}
+	return nil, qe
 }
 
 // releaseNode deletes value from node i if it is still there, on a context

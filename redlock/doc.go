@@ -17,6 +17,24 @@
 // deletes it only there. The rules are numbered in ALGORITHM.md (A1-A10,
 // H1, E1-E5, R1-R4); the tests name the rule they prove.
 //
+// # Holding
+//
+// A Lock's Done channel closes when the holder may no longer assume it holds
+// the lock: at Until() unless extended, on Unlock, when auto-extension
+// (WithAutoExtend) gives up, or when the nodes say the key is gone (H2). Do
+// runs a function under the lock with auto-extension and cancels its
+// context, with ErrLockLost as the cause, at that moment. WithMaxHold caps
+// how long auto-extension may keep a lock.
+//
+// # Fencing
+//
+// With WithFencing, the acquire script also increments a per-name counter
+// that is never deleted; the token is the largest counter among the grants,
+// written back to the granting nodes that are behind while they still hold
+// our key (F1-F3). Any two successful acquisitions share a node, so a later
+// token is strictly larger (F4). The resource must check the token on every
+// access (F5).
+//
 // # What is guaranteed
 //
 // While at most N-Q nodes are crashed, frozen, cut off or slow, and clocks

@@ -22,6 +22,16 @@ var (
 	// key holds another value or none (ALGORITHM.md R3, R4, E1).
 	ErrNotHeld = errors.New("redlock: lock not held")
 
+	// ErrLockLost is returned (by Lock.Err, and by Do) when a held lock was
+	// lost: it reached its deadline without an extension, auto-extension
+	// gave up, the max hold was reached, or the nodes no longer hold it.
+	// The holder must stop acting on the protected resource.
+	ErrLockLost = errors.New("redlock: lock lost")
+
+	// ErrUnsafeDeployment is returned, inside a *NodeError per node, by
+	// Check when a node breaks a deployment rule of ALGORITHM.md (N1-N3).
+	ErrUnsafeDeployment = errors.New("redlock: unsafe deployment")
+
 	// ErrNodeTimeout is returned, inside a *NodeError, when a node did not
 	// answer within the node timeout (WithNodeTimeout). It is distinct from
 	// context.DeadlineExceeded, which means the caller's own context ended.
@@ -62,6 +72,10 @@ type QuorumError struct {
 	// by then (ALGORITHM.md A7, E3).
 	Expired bool
 
+	// Fencing is true when a quorum granted the lock but the fencing
+	// write-back could not reach a quorum (ALGORITHM.md F3).
+	Fencing bool
+
 	// Nodes holds the *NodeError of each node that failed in the last
 	// attempt, or is nil.
 	Nodes *multierror.Error
@@ -85,6 +99,8 @@ func (e *QuorumError) Reason() string {
 		return "context ended: " + e.ctxErr.Error()
 	case e.Expired:
 		return "validity used up before the quorum answered"
+	case e.Fencing:
+		return "fencing token not confirmed by a quorum"
 	case e.Failed >= e.N-e.Quorum+1:
 		return "too many nodes failing"
 	case e.Refused > 0 && e.Failed == 0 && e.Op == "lock":

@@ -65,3 +65,25 @@ func ExampleQuorumError() {
 	// held by another holder
 	// caller's context ended: false
 }
+
+func ExampleClient_Do() {
+	ctx := context.Background()
+	var pools []pool.Pool
+	for _, addr := range exampleAddrs() {
+		p := pool.New(addr)
+		defer p.Close()
+		pools = append(pools, p)
+	}
+	client, _ := redlock.New(pools, redlock.WithTTL(3*time.Second))
+
+	// The lock is extended while the job runs; ctx is cancelled, with
+	// context.Cause(ctx) wrapping ErrLockLost, if the lock may be lost.
+	err := client.Do(ctx, "migration", func(ctx context.Context) error {
+		fmt.Println("running the job under the lock")
+		return nil
+	}, redlock.WithMaxHold(time.Hour))
+	fmt.Println("done:", err)
+	// Output:
+	// running the job under the lock
+	// done: <nil>
+}

@@ -2,10 +2,12 @@ package redlock
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/quorumlock/quorumlock/internal/clock"
 	"github.com/quorumlock/quorumlock/internal/quorum"
 )
 
@@ -18,82 +20,182 @@ type Lock struct {
 	name, key   string
 	value       string
 	token       uint64
+	ttl         time.Duration
 	nodeTimeout time.Duration
 	driftFactor float64
+	acquired    time.Time
+	sent        []chan struct{} // per node: closed once the acquisition's request returned
+	done        chan struct{}
 
-	mu    sync.Mutex
-	until time.Time // local deadline, monotonic (H1)
-	held  bool      // false once released
+	mu       sync.Mutex
+	until    time.Time   // local deadline, monotonic (H1)
+	held     bool        // false once Unlock was called
+	err      error       // why done is closed; nil while it is open
+	endCause error       // why the lock will end at until (max hold), or nil
+	expiry   clock.Timer // closes done at until (H2)
+}
+
+func newLock(c *Client, name, value string, token uint64, cfg *config, acquired, until time.Time, sent []chan struct{}) *Lock {
+	l := &Lock{
+		c: c, name: name, key: LockKey(name), value: value, token: token,
+		ttl: cfg.ttl, nodeTimeout: cfg.nodeTimeout, driftFactor: cfg.driftFactor,
+		acquired: acquired, sent: sent, done: make(chan struct{}), until: until, held: true,
+	}
+	l.mu.Lock()
+	l.armLocked()
+	l.mu.Unlock()
+	if cfg.autoExtend {
+		go l.autoExtend(cfg.maxHold)
+	}
+	return l
 }
 
 // Name returns the lock's name.
 func (l *Lock) Name() string { return l.name }
 
-// Token returns the lock's fencing token; it is 0 when fencing is off.
+// Token returns the lock's fencing token: with WithFencing, a number
+// strictly greater than the token of every earlier acquisition of this name
+// (ALGORITHM.md F4); 0 without. Extend never changes it (E5).
 func (l *Lock) Token() uint64 { return l.token }
 
 // Until returns the local deadline: T1 + TTL - drift, where T1 is when the
 // acquisition (or the last successful Extend) was first written
 // (ALGORITHM.md A7, E3). It is computed locally on the monotonic clock; the
-// holder must not assume it holds the lock at or after this time (H1). After
-// Unlock it is the time of the Unlock call.
+// holder must not assume it holds the lock at or after this time (H1). Once
+// the lock is released or lost it is the moment that happened, at the latest.
 func (l *Lock) Until() time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.until
 }
 
+// Done returns a channel that is closed when the holder may no longer
+// assume it holds the lock (ALGORITHM.md H2): at Until() unless extended in
+// time, on Unlock, when auto-extension gives up, or when an Extend learns
+// that a quorum no longer holds the key. Err then says why.
+func (l *Lock) Done() <-chan struct{} { return l.done }
+
+// Err returns nil while Done is open; then an error wrapping ErrLockLost
+// when the lock ran out or could not be kept, or ErrNotHeld after Unlock.
+func (l *Lock) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// armLocked schedules the loss signal at until (H2); l.mu is held.
+func (l *Lock) armLocked() {
+	if l.expiry != nil {
+		l.expiry.Stop()
+	}
+	l.expiry = l.c.clock.AfterFunc(l.until.Sub(l.c.clock.Now()), l.checkExpiry)
+}
+
+// checkExpiry closes done if the deadline has passed; a timer made stale by
+// an Extend finds the deadline moved and does nothing.
+func (l *Lock) checkExpiry() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil || l.c.clock.Now().Before(l.until) {
+		return
+	}
+	cause := l.endCause
+	if cause == nil {
+		cause = fmt.Errorf("%w: lock %q reached its deadline without an extension", ErrLockLost, l.name)
+	}
+	l.endLocked(cause)
+}
+
+// endLocked invalidates the handle locally and signals why (R2, E4, H2):
+// the deadline becomes now at the latest, and done closes. l.mu is held.
+func (l *Lock) endLocked(cause error) {
+	if l.err != nil {
+		return
+	}
+	if now := l.c.clock.Now(); now.Before(l.until) {
+		l.until = now
+	}
+	l.err = cause
+	l.expiry.Stop()
+	close(l.done)
+}
+
+// lose ends the lock with cause, if it has not ended yet.
+func (l *Lock) lose(cause error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.endLocked(cause)
+}
+
 // Unlock releases the lock: it invalidates the handle first (R2), then
 // deletes the key on all nodes in parallel where it still holds this lock's
 // value, never another holder's (R1, R3). It returns nil once a quorum
 // confirmed the delete; an error wrapping ErrNotHeld when the lock had
-// expired or was already released (no node held it); otherwise a
-// *QuorumError with the nodes' failures (the keys left behind expire with
-// their TTL). Nodes that have not answered when the outcome is known finish
-// in the background, bounded by the node timeout.
+// expired or been lost before Unlock, was already released, or no quorum
+// held it; otherwise a *QuorumError with the nodes' failures (the keys left
+// behind expire with their TTL). Nodes that have not answered when the
+// outcome is known finish in the background, bounded by the node timeout.
 func (l *Lock) Unlock(ctx context.Context) error {
 	l.mu.Lock()
 	held := l.held
 	l.held = false
-	if now := l.c.clock.Now(); held && now.Before(l.until) {
-		l.until = now
-	}
+	expired := !l.c.clock.Now().Before(l.until)
+	lost := l.err
+	l.endLocked(fmt.Errorf("%w: lock %q was released by Unlock", ErrNotHeld, l.name))
 	l.mu.Unlock()
 	if !held {
 		return fmt.Errorf("%w: lock %q was already released by this handle", ErrNotHeld, l.name)
 	}
+	out := l.release(ctx)
+	switch {
+	case lost != nil:
+		return fmt.Errorf("%w: lock %q was lost before Unlock: %w", ErrNotHeld, l.name, lost)
+	case expired:
+		return fmt.Errorf("%w: lock %q expired before Unlock", ErrNotHeld, l.name)
+	case out.OK():
+		return nil
+	}
+	return l.roundError("unlock", out)
+}
+
+// release runs compare-and-delete on all nodes (R1); it returns once decided.
+// Each node's delete goes after that node's acquisition request returned
+// (bounded by the node timeout), never before it.
+func (l *Lock) release(ctx context.Context) quorum.Outcome[int64] {
 	c := l.c
 	out := quorum.Run(ctx, quorum.Round[int64]{
 		N: len(c.pools),
 		Call: func(i int) quorum.Reply[int64] {
+			<-l.sent[i]
 			return c.call(ctx, i, l.nodeTimeout, nil, releaseScript, l.key, l.value)
 		},
 	})
 	out.Settle(true)
-	if out.OK() {
-		return nil
-	}
-	return l.roundError("unlock", out)
+	return out
 }
 
 // Extend sets the lock's TTL to ttl on the nodes where it still holds this
 // lock's value, and moves Until() to Te + ttl - drift, Te being when the
 // request was first written (E3). It never re-creates a missing key (E2).
 // It fails at once, without touching Redis, with an error wrapping
-// ErrNotHeld when the lock was released or Until() has passed (E1). When it
-// fails otherwise, Until() is unchanged: the lock may still be held until
-// then (E4). A ttl out of range gives an error wrapping ErrInvalidOption.
+// ErrNotHeld when the lock was released, lost or Until() has passed (E1).
+// When it fails otherwise, Until() is unchanged: the lock may still be held
+// until then (E4); but when the nodes say a quorum no longer holds the key,
+// the lock is lost and Done closes (H2). A ttl out of range gives an error
+// wrapping ErrInvalidOption. The fencing token never changes (E5).
 func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 	if err := validTTL(ttl, l.driftFactor, l.nodeTimeout); err != nil {
 		return err
 	}
 	c := l.c
 	l.mu.Lock()
-	held, until := l.held, l.until
+	held, until, lost := l.held, l.until, l.err
 	l.mu.Unlock()
 	switch {
 	case !held:
 		return fmt.Errorf("%w: lock %q was released", ErrNotHeld, l.name)
+	case lost != nil:
+		return fmt.Errorf("%w: %w", ErrNotHeld, lost)
 	case !c.clock.Now().Before(until):
 		return fmt.Errorf("%w: lock %q expired at its deadline", ErrNotHeld, l.name)
 	}
@@ -102,6 +204,7 @@ func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 	out := quorum.Run(ctx, quorum.Round[int64]{
 		N: len(c.pools),
 		Call: func(i int) quorum.Reply[int64] {
+			<-l.sent[i] // after the acquisition's SET on node i, never before
 			return c.call(ctx, i, l.nodeTimeout, te, extendScript, l.key, l.value, ttlMs)
 		},
 	})
@@ -111,14 +214,21 @@ func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 	if out.OK() && !expired {
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		if !l.held { // Unlock ran meanwhile: it wins (R2)
+		switch {
+		case !l.held: // Unlock ran meanwhile: it wins (R2)
 			return fmt.Errorf("%w: lock %q was released during Extend", ErrNotHeld, l.name)
+		case l.err != nil: // the deadline passed meanwhile: Done has closed for good
+			return fmt.Errorf("%w: %w", ErrNotHeld, l.err)
 		}
 		l.until = newUntil
+		l.armLocked()
 		return nil
 	}
 	qe := l.roundError("extend", out)
 	qe.Expired = out.OK() && expired
+	if errors.Is(qe, ErrNotHeld) {
+		l.lose(fmt.Errorf("%w: lock %q: the nodes no longer hold it: %w", ErrLockLost, l.name, qe))
+	}
 	return qe
 }
 

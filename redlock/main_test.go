@@ -118,3 +118,22 @@ func timed(f func()) time.Duration {
 	f()
 	return time.Since(start)
 }
+
+// newClusterClient starts five nodes and returns a client on them.
+func newClusterClient(t testing.TB, opts ...redlock.Option) *redlock.Client {
+	t.Helper()
+	return newClient(t, redistest.New(t, 5), opts...)
+}
+
+// settled waits until the key of name is on want nodes: a call returns at
+// the quorum (A6) and the last nodes answer a moment later.
+func settled(t testing.TB, c *redistest.Cluster, name string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for holders(t, c, name) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("key %q on %d nodes 3s later, want %d", name, holders(t, c, name), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -30,6 +30,9 @@ type config struct {
 	retryDelay  func(attempt int) time.Duration
 	driftFactor float64
 	nodeTimeout time.Duration
+	autoExtend  bool
+	maxHold     time.Duration
+	fencing     bool
 }
 
 func defaultConfig() config {
@@ -75,6 +78,32 @@ func WithDriftFactor(rho float64) Option { return func(c *config) { c.driftFacto
 // it for nodes more than a few ms away.
 func WithNodeTimeout(tau time.Duration) Option { return func(c *config) { c.nodeTimeout = tau } }
 
+// WithAutoExtend keeps the lock extended in the background, about every
+// TTL/3, until Unlock; an extension that fails is retried while validity
+// remains, and when none can succeed before Until() the lock is given up:
+// Done() closes with ErrLockLost, then the keys are released (ALGORITHM.md
+// E4, H2). Default: off (the lock lives one TTL unless Extend is called).
+func WithAutoExtend() Option { return func(c *config) { c.autoExtend = true } }
+
+// WithMaxHold stops auto-extension once the lock has been held this long, so
+// a stuck holder cannot keep it for ever: the lock then ends at its Until(),
+// at most max hold + TTL after it was taken, and Done() closes with
+// ErrLockLost. It needs WithAutoExtend (Do implies it). Default: 0, no cap.
+func WithMaxHold(d time.Duration) Option { return func(c *config) { c.maxHold = d } }
+
+// WithFencing gives every acquisition a fencing token (Lock.Token) that is
+// strictly greater than the token of every earlier acquisition of the same
+// name, computed over the quorum (ALGORITHM.md F1-F4): the protected
+// resource accepts a write only with a token at least as large as the
+// largest it has seen (F5), which stops a holder that paused past its
+// deadline. The counters live in a key per name with no TTL that is never
+// deleted, so each node must keep its data across restarts: appendonly yes
+// with appendfsync always (N2); a node that comes back without its data can
+// hand out a token again. The usual case costs no extra round trip; a second
+// one is needed only when the nodes' counters differ. Default: off (Token()
+// is 0).
+func WithFencing() Option { return func(c *config) { c.fencing = true } }
+
 // DefaultRetryDelay returns a random delay in [50ms, 250ms), whatever the
 // attempt: redsync's range, jittered so that contenders spread out.
 func DefaultRetryDelay(int) time.Duration {
@@ -104,6 +133,10 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: tries %d: must be >= 1", ErrInvalidOption, c.tries)
 	case c.retryDelay == nil:
 		return fmt.Errorf("%w: retry delay: nil function", ErrInvalidOption)
+	case c.maxHold < 0:
+		return fmt.Errorf("%w: max hold %v: must be >= 0", ErrInvalidOption, c.maxHold)
+	case c.maxHold > 0 && !c.autoExtend:
+		return fmt.Errorf("%w: max hold %v: needs WithAutoExtend", ErrInvalidOption, c.maxHold)
 	}
 	return nil
 }

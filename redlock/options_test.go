@@ -36,6 +36,8 @@ func TestNewRejectsBadInput(t *testing.T) {
 		{"node timeout zero", three, []Option{WithNodeTimeout(0)}, "node timeout 0s"},
 		{"node timeout over TTL", three, []Option{WithTTL(time.Second), WithNodeTimeout(time.Second)}, "node timeout 1s: must be < TTL 1s"},
 		{"nil retry delay", three, []Option{WithRetryDelay(nil)}, "retry delay: nil"},
+		{"max hold negative", three, []Option{WithAutoExtend(), WithMaxHold(-time.Second)}, "max hold -1s"},
+		{"max hold alone", three, []Option{WithMaxHold(time.Minute)}, "max hold 1m0s: needs WithAutoExtend"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := New(tc.pools, tc.opts...)

@@ -13,12 +13,15 @@ var (
 	releaseSrc string
 	//go:embed extend.lua
 	extendSrc string
+	//go:embed fence.lua
+	fenceSrc string
 
 	// The scripts run by EVALSHA, falling back to EVAL (which loads them)
 	// when a node answers NOSCRIPT, so a warm node costs one round trip.
 	acquireScript = redis.NewScript(2, acquireSrc)
 	releaseScript = redis.NewScript(1, releaseSrc)
 	extendScript  = redis.NewScript(1, extendSrc)
+	fenceScript   = redis.NewScript(2, fenceSrc)
 )
 
 // KeyPrefix starts every key the library writes.

@@ -80,11 +80,13 @@ func (f *Fake) AfterFunc(d time.Duration, fn func()) Timer {
 	t := &fakeTimer{clock: f, f: fn}
 	f.mu.Lock()
 	t.at = f.now.Add(d)
+	if d <= 0 { // already due: run it now, in its own goroutine as time.AfterFunc would
+		f.mu.Unlock()
+		go t.fire()
+		return t
+	}
 	f.timers = append(f.timers, t)
 	f.mu.Unlock()
-	if d <= 0 {
-		f.Advance(0)
-	}
 	return t
 }
 

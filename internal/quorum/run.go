@@ -15,8 +15,10 @@ type Reply[T any] struct {
 
 // Round describes one request to every node.
 type Round[T any] struct {
-	// N is the number of configured nodes.
+	// N is the number of nodes asked.
 	N int
+	// Need is how many must grant; 0 means a majority of N (A5).
+	Need int
 	// Call does the request to node i. It must return within its own
 	// deadline (tau, A3); Run does not cancel it.
 	Call func(i int) Reply[T]
@@ -66,7 +68,11 @@ func Run[T any](ctx context.Context, r Round[T]) Outcome[T] {
 			}
 		}()
 	}
-	out := Outcome[T]{Tally: NewTally(r.N), Replies: make([]Reply[T], 0, r.N), settle: settle}
+	tally := NewTally(r.N)
+	if r.Need > 0 {
+		tally = NewTallyNeed(r.N, r.Need)
+	}
+	out := Outcome[T]{Tally: tally, Replies: make([]Reply[T], 0, r.N), settle: settle}
 	for !out.Tally.Decided() {
 		select {
 		case rep := <-replies:

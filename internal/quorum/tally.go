@@ -35,14 +35,19 @@ func (r Result) String() string {
 // Majority returns Q = n/2+1, the grants needed among n configured nodes (A5).
 func Majority(n int) int { return n/2 + 1 }
 
-// Tally counts the answers of one round.
+// Tally counts the answers of one round: Q of N must grant.
 type Tally struct {
 	N, Q                     int
 	Granted, Refused, Failed int
 }
 
-// NewTally returns an empty tally for n configured nodes.
+// NewTally returns an empty tally for n configured nodes, needing a
+// majority (A5).
 func NewTally(n int) Tally { return Tally{N: n, Q: Majority(n)} }
+
+// NewTallyNeed returns an empty tally where need of n must grant: a round
+// to a subset of the nodes, such as the fencing write-back (F3).
+func NewTallyNeed(n, need int) Tally { return Tally{N: n, Q: need} }
 
 // Add counts one node's answer. Pending is ignored.
 func (t *Tally) Add(r Result) {

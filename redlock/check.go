@@ -1,0 +1,92 @@
+package redlock
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/quorumlock/quorumlock/internal/quorum"
+	"github.com/quorumlock/quorumlock/pool"
+)
+
+// CheckTimeout bounds Check's requests to one node.
+const CheckTimeout = time.Second
+
+// Check reads each node's role and configuration and reports what breaks the
+// model the lock's guarantees rest on (ALGORITHM.md N1-N3): a node that is a
+// replica (N1), an eviction policy other than noeviction (N3), and, when the
+// client's default options include WithFencing, AOF off or appendfsync not
+// "always" (N2: the counters must survive a restart). It returns nil when
+// every node is fine; otherwise a *multierror.Error of *NodeError, one per
+// node and finding, wrapping ErrUnsafeDeployment, or the error met reading
+// the node (some managed Redis services disable CONFIG). It asks all nodes
+// in parallel, each within CheckTimeout, and waits for all of them.
+func (c *Client) Check(ctx context.Context) error {
+	out := quorum.Run(ctx, quorum.Round[[]error]{
+		N: len(c.pools), Need: len(c.pools),
+		// Every node counts as an answer, findings or not: the round
+		// waits for all of them.
+		Call: func(i int) quorum.Reply[[]error] {
+			return quorum.Reply[[]error]{Result: quorum.Granted, Value: c.checkNode(ctx, c.pools[i])}
+		},
+	})
+	out.Settle(true)
+	if out.Err != nil {
+		return out.Err
+	}
+	var all *multierror.Error
+	for _, r := range out.Replies {
+		for _, err := range r.Value {
+			all = multierror.Append(all, &NodeError{Addr: c.pools[r.Node].Addr(), Err: err})
+		}
+	}
+	return all.ErrorOrNil()
+}
+
+func (c *Client) checkNode(ctx context.Context, p pool.Pool) []error {
+	ctx, cancel := context.WithTimeout(ctx, CheckTimeout)
+	defer cancel()
+	var errs []error
+	info, err := redis.String(pool.Do(ctx, p, "INFO", "replication"))
+	if err != nil {
+		return []error{fmt.Errorf("INFO replication: %w", err)}
+	}
+	if role := infoField(info, "role"); role != "master" {
+		errs = append(errs, fmt.Errorf("%w: N1: role is %q, want an independent master", ErrUnsafeDeployment, role))
+	}
+	want := map[string]string{"maxmemory-policy": "noeviction"}
+	rule := map[string]string{"maxmemory-policy": "N3: an evicted lock key is an early release"}
+	if c.cfg.fencing {
+		want["appendonly"], rule["appendonly"] = "yes", "N2: fencing counters must survive a restart"
+		want["appendfsync"], rule["appendfsync"] = "always", "N2: fencing counters must survive a crash"
+	}
+	for _, param := range []string{"maxmemory-policy", "appendonly", "appendfsync"} {
+		w, ok := want[param]
+		if !ok {
+			continue
+		}
+		kv, err := redis.StringMap(pool.Do(ctx, p, "CONFIG", "GET", param))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("CONFIG GET %s: %w", param, err))
+			continue
+		}
+		if got := kv[param]; got != w {
+			errs = append(errs, fmt.Errorf("%w: %s is %q, want %q (%s)", ErrUnsafeDeployment, param, got, w, rule[param]))
+		}
+	}
+	return errs
+}
+
+// infoField returns the value of field in an INFO reply, or "".
+func infoField(info, field string) string {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
