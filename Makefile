@@ -1,5 +1,6 @@
 # quorumlock: `make test` is the whole check (what CI runs); `make bench` the figures.
 GO ?= go
+SHELL := /bin/bash
 PKGS := ./...
 
 .PHONY: test check redis bench cover
@@ -24,3 +25,28 @@ bench: redis
 
 cover: redis
 	$(GO) test -count=1 -coverprofile=cover.out $(PKGS) && $(GO) tool cover -func=cover.out | tail -1
+
+.PHONY: docker-image test-docker
+
+## docker-image: build quorumlock/redis:7-local (FROM scratch + the host's redis-server) unless it exists; FORCE=1 rebuilds
+docker-image:
+	@bash testdata/docker/build-image.sh
+
+## test-docker: the Docker tier (five containers on a private bridge network, chaos suite included) with -race; needs a Docker daemon
+test-docker: docker-image
+	$(GO) test -race -count=1 -tags docker ./internal/redisdocker/
+	$(GO) test -race -count=1 -tags docker -run 'TestChaosDockerTier' -v ./internal/chaos/ | grep -E '^(chaos|\{|---|ok|FAIL|PASS)|violations'; exit $${PIPESTATUS[0]}
+
+.PHONY: demo chaos chaos-broken
+
+## demo: five local redis-server nodes, contending workers and injected faults; a live line and a summary
+demo: redis
+	$(GO) run ./cmd/redlock demo
+
+## chaos: a longer soak of both tiers (CHAOS_DURATION, default 3m each; CHAOS_SEED replays a run)
+chaos: redis docker-image
+	CHAOS_DURATION=$${CHAOS_DURATION:-3m} $(GO) test -count=1 -timeout 0 -tags docker -run 'TestChaos(Process|Docker)Tier' -v ./internal/chaos/ | grep -E '^(chaos|\{|---|ok|FAIL|PASS)|violations'; exit $${PIPESTATUS[0]}
+
+## chaos-broken: the chaos suite must fail on deliberately broken builds (plain DEL, minority quorum, errors as grants)
+chaos-broken: redis
+	@bash testdata/chaos-broken.sh

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/quorumlock/quorumlock/internal/redistest"
+	"github.com/quorumlock/quorumlock/pool"
+	"github.com/quorumlock/quorumlock/redlock"
+)
+
+// binPath is the redlock binary the tests drive, as a user would.
+var binPath string
+
+func TestMain(m *testing.M) { os.Exit(testMain(m)) }
+
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "redlock-cmd-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binPath = filepath.Join(dir, "redlock")
+	// CGO_ENABLED=0: the binary ships as a single static file.
+	build := exec.Command("go", "build", "-o", binPath, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		return 1
+	}
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	return code
+}
+
+// syncBuffer is a bytes.Buffer that a test may read while the process
+// writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// result is how a run of the binary ended.
+type result struct {
+	code           int
+	stdout, stderr string
+	elapsed        time.Duration
+}
+
+// command prepares the binary with args, in an environment cleared of the
+// developer's REDLOCK_* variables plus env. It is killed if the test ends
+// first.
+func command(t *testing.T, env []string, args ...string) (*exec.Cmd, *syncBuffer, *syncBuffer) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), binPath, args...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "REDLOCK_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, env...)
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 5 * time.Second // a stray grandchild must not hold the pipes for ever
+	return cmd, &stdout, &stderr
+}
+
+// runBin runs the binary to completion. It is safe to call from several
+// goroutines.
+func runBin(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	cmd, stdout, stderr := command(t, env, args...)
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Errorf("start %v: %v", args, err)
+		return result{code: -1}
+	}
+	return finish(cmd, stdout, stderr, start)
+}
+
+// finish waits for cmd and collects its result.
+func finish(cmd *exec.Cmd, stdout, stderr *syncBuffer, start time.Time) result {
+	cmd.Wait()
+	return result{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String(), elapsed: time.Since(start)}
+}
+
+// oneLineOf fails the test unless s is exactly one non-empty line.
+func oneLineOf(t *testing.T, what, s string) {
+	t.Helper()
+	if s == "" || strings.Count(s, "\n") != 1 || !strings.HasSuffix(s, "\n") {
+		t.Errorf("%s = %q; want exactly one line", what, s)
+	}
+}
+
+// addrs returns the --addrs value of the cluster.
+func addrs(c *redistest.Cluster) string { return strings.Join(c.Addrs(), ",") }
+
+// newClient returns a library client on the cluster's nodes, for holding
+// and probing locks from the test.
+func newClient(t *testing.T, c *redistest.Cluster, opts ...redlock.Option) *redlock.Client {
+	t.Helper()
+	var pools []pool.Pool
+	for _, a := range c.Addrs() {
+		pools = append(pools, pool.New(a))
+	}
+	t.Cleanup(func() { closePools(pools) })
+	cl, err := redlock.New(pools, opts...)
+	if err != nil {
+		t.Fatalf("redlock.New: %v", err)
+	}
+	return cl
+}
+
+// keyCount counts the running nodes on which the lock key of name exists.
+func keyCount(t *testing.T, c *redistest.Cluster, name string) int {
+	t.Helper()
+	k := 0
+	for _, n := range c.Nodes() {
+		if !n.Running() || n.Paused() {
+			continue
+		}
+		v, err := n.Do("EXISTS", redlock.LockKey(name))
+		if err != nil {
+			t.Fatalf("EXISTS on %s: %v", n.Addr(), err)
+		}
+		k += int(v.(int64))
+	}
+	return k
+}
+
+// freeSoon fails the test unless the library can take lock name within a
+// second: the binary released it. The release returns at the quorum (A6),
+// the last nodes answer a moment later, hence the retries.
+func freeSoon(t *testing.T, cl *redlock.Client, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	l, err := cl.Lock(ctx, name, redlock.WithRetryDelay(func(int) time.Duration { return 10 * time.Millisecond }))
+	if err != nil {
+		t.Fatalf("lock %q not free after redlock exited: %v", name, err)
+	}
+	l.Unlock(context.Background())
+}
+
+// waitFor polls cond until it holds or d has passed.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/quorumlock/quorumlock/redlock"
+)
+
+// forwarded are the signals redlock passes on to the command's process
+// group instead of dying from them: the command is in a group of its own
+// (so a terminal's Ctrl-C reaches only redlock), and redlock must outlive it
+// to release the lock.
+var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
+
+// runOpts is a parsed `redlock run` command line.
+type runOpts struct {
+	conn        connFlags
+	wait, grace time.Duration
+	fencing     bool
+	name        string
+	command     []string // argv, as typed after "--"
+	path        string   // command[0] resolved on $PATH
+}
+
+// runRun is `redlock run [flags] NAME -- COMMAND [ARGS...]`.
+func runRun(args []string) int {
+	o, code, ok := parseRun(args)
+	if !ok {
+		return code
+	}
+	pools, err := o.conn.openPools()
+	if err != nil {
+		return usageErr("run", "%v", err)
+	}
+	defer closePools(pools)
+	client, err := redlock.New(pools, redlock.WithTTL(o.conn.ttl), redlock.WithNodeTimeout(o.conn.nodeTimeout))
+	if errors.Is(err, redlock.ErrInvalidOption) {
+		return usageErr("run", "%s", libMsg(err))
+	} else if err != nil {
+		errorf("%s", libMsg(err))
+		return exitError
+	}
+	// Resolved before locking: a typo in the command must not take the lock.
+	if o.path, err = exec.LookPath(o.command[0]); err != nil {
+		errorf("cannot run %q: %v; the lock was not taken", o.command[0], err)
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+			return exitNotFound
+		}
+		return exitCannotExec
+	}
+
+	sigc := make(chan os.Signal, 8)
+	signal.Notify(sigc, forwarded...)
+	defer signal.Stop(sigc)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lock, code := o.acquire(ctx, cancel, client, sigc)
+	if lock == nil {
+		return code
+	}
+	code = o.runLocked(lock, sigc)
+	o.release(ctx, lock, code == exitLost)
+	return code
+}
+
+// parseRun parses the command line; when it is bad it prints one line and
+// returns ok false with exitUsage.
+func parseRun(args []string) (o *runOpts, code int, ok bool) {
+	o = &runOpts{}
+	fl := newFlagSet("run")
+	o.conn.register(fl)
+	o.conn.registerTTL(fl)
+	fl.DurationVar(&o.wait, "wait", 0, "")
+	fl.DurationVar(&o.grace, "grace", 5*time.Second, "")
+	fl.BoolVar(&o.fencing, "fencing", false, "")
+	pos, command, dashdash, err := parseArgs(fl, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Print(usage)
+		return nil, exitOK, false
+	}
+	if err != nil {
+		return nil, usageErr("run", "%v", err), false
+	}
+	o.conn.resolveEnv(fl)
+	switch {
+	case len(pos) == 0:
+		return nil, usageErr("run", "missing lock NAME: redlock run [flags] NAME -- COMMAND [ARGS...]"), false
+	case !dashdash:
+		return nil, usageErr("run", "missing -- between NAME %q and the command", pos[0]), false
+	case len(pos) > 1:
+		return nil, usageErr("run", "unexpected argument %q after NAME %q: the command goes after --", pos[1], pos[0]), false
+	case len(command) == 0:
+		return nil, usageErr("run", "missing command after --"), false
+	case o.wait < 0:
+		return nil, usageErr("run", "--wait %v: must be >= 0", o.wait), false
+	case o.grace < 0:
+		return nil, usageErr("run", "--grace %v: must be >= 0", o.grace), false
+	}
+	if err := checkName(pos[0]); err != nil {
+		return nil, usageErr("run", "%v", err), false
+	}
+	o.name, o.command = pos[0], command
+	return o, exitOK, true
+}
+
+// acquire takes the lock with auto-extension: one attempt with --wait 0,
+// else attempts until --wait has passed. A forwarded signal ends the wait
+// (cancel): it then returns nil and 128+signal. On failure it prints one
+// line and returns nil and the exit code.
+func (o *runOpts) acquire(ctx context.Context, cancel context.CancelFunc, client *redlock.Client, sigc <-chan os.Signal) (*redlock.Lock, int) {
+	opts := []redlock.Option{redlock.WithAutoExtend()}
+	if o.fencing {
+		opts = append(opts, redlock.WithFencing())
+	}
+	lockCtx := ctx
+	if o.wait > 0 {
+		var stop context.CancelFunc
+		lockCtx, stop = context.WithTimeout(ctx, o.wait)
+		defer stop()
+		// The deadline bounds the wait, not a count of attempts.
+		opts = append(opts, redlock.WithTries(math.MaxInt))
+	}
+	var got os.Signal
+	done, watched := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case got = <-sigc:
+			cancel()
+		case <-done:
+		}
+	}()
+	var l *redlock.Lock
+	var err error
+	if o.wait == 0 {
+		l, err = client.TryLock(lockCtx, o.name, opts...)
+	} else {
+		l, err = client.Lock(lockCtx, o.name, opts...)
+	}
+	close(done)
+	<-watched
+	switch {
+	case got != nil:
+		if l != nil {
+			o.release(ctx, l, false)
+		}
+		errorf("%v: gave up waiting for lock %q; the command was not started", got, o.name)
+		return nil, 128 + int(got.(syscall.Signal))
+	case err == nil:
+		return l, exitOK
+	case errors.Is(err, redlock.ErrInvalidOption):
+		return nil, usageErr("run", "%s", libMsg(err))
+	case errors.Is(err, redlock.ErrNotAcquired) && o.wait > 0 && errors.Is(err, context.DeadlineExceeded):
+		errorf("lock %q not acquired within --wait %v: %s", o.name, o.wait, libMsg(err))
+		return nil, exitNotAcquired
+	case errors.Is(err, redlock.ErrNotAcquired):
+		errorf("%s", libMsg(err))
+		return nil, exitNotAcquired
+	}
+	errorf("lock %q: %s", o.name, libMsg(err))
+	return nil, exitError
+}
+
+// runLocked runs the command while l is held and returns redlock's exit code.
+func (o *runOpts) runLocked(l *redlock.Lock, sigc <-chan os.Signal) int {
+	cmd := &exec.Cmd{
+		Path:        o.path,
+		Args:        o.command,
+		Env:         childEnv(os.Environ(), o.name, l.Token(), o.fencing),
+		Stdin:       os.Stdin,
+		Stdout:      os.Stdout,
+		Stderr:      os.Stderr,
+		SysProcAttr: childAttr(),
+	}
+	if err := cmd.Start(); err != nil {
+		errorf("cannot run %q: %v", o.command[0], err)
+		return exitCannotExec
+	}
+	return supervise(cmd, l, sigc, o.grace)
+}
+
+// release unlocks l on a context that no signal can cancel (a signal already
+// forwarded must not cut the release short), bounded in time: a release
+// that fails leaves keys that expire with their TTL. It warns when the
+// release failed, unless the loss was reported already.
+func (o *runOpts) release(ctx context.Context, l *redlock.Lock, lost bool) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second+2*o.conn.nodeTimeout)
+	defer cancel()
+	if err := l.Unlock(ctx); err != nil && !lost {
+		errorf("warning: %s", libMsg(err))
+	}
+}

@@ -1,0 +1,101 @@
+package chaos
+
+import (
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/quorumlock/quorumlock/internal/redistest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// duration is CHAOS_DURATION, or def.
+func duration(t *testing.T, def time.Duration) time.Duration {
+	t.Helper()
+	v := os.Getenv("CHAOS_DURATION")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		t.Fatalf("CHAOS_DURATION=%q: want a positive duration such as 10m", v)
+	}
+	return d
+}
+
+// report prints the run's JSON summary and its human line on stdout (so CI
+// logs keep them) and fails the test on any violation.
+func report(t *testing.T, s Summary, fail bool) {
+	t.Helper()
+	fmt.Println(s.JSON())
+	fmt.Println(s.Line())
+	if fail && len(s.Violations) > 0 {
+		t.Fatalf("violations (replay with CHAOS_SEED=%d): %v", s.Seed, s.Violations)
+	}
+}
+
+func seed(t *testing.T) uint64 {
+	var s uint64
+	if v := os.Getenv("CHAOS_SEED"); v != "" {
+		if _, err := fmt.Sscan(v, &s); err != nil {
+			t.Fatalf("CHAOS_SEED=%q: %v", v, err)
+		}
+	}
+	return s
+}
+
+func nodes(c *redistest.Cluster) []Node {
+	var ns []Node
+	for _, n := range c.Nodes() {
+		ns = append(ns, n)
+	}
+	return ns
+}
+
+// In the model: five durable nodes (AOF, appendfsync always), at most two
+// faulty at once: kill with delayed restart, kill with immediate restart,
+// pause, partition (through a proxy) and latency.
+func TestChaosProcessTier(t *testing.T) {
+	c := redistest.New(t, 5, redistest.WithAOF())
+	s, err := Run(t.Context(), Config{
+		Tier: "processes", Nodes: nodes(c), Proxies: true, InModel: true,
+		Kinds:    []string{Kill, Restart, Pause, Partition, Latency},
+		Duration: duration(t, 20*time.Second), Seed: seed(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	report(t, s, true)
+}
+
+// Out of the model: a node restarted at once without its data forgets the
+// lock and its counters; overlaps may happen and are reported, not failed.
+func TestChaosOutOfModelRestartWithoutData(t *testing.T) {
+	c := redistest.New(t, 5)
+	s, err := Run(t.Context(), Config{
+		Tier: "processes/no-data", Nodes: nodes(c), Kinds: []string{Restart},
+		Duration: duration(t, 10*time.Second) / 2, Seed: seed(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	report(t, s, false)
+}
+
+// Out of the model: a majority down. Availability is lost, as expected; no
+// lock may be granted while three of five are down.
+func TestChaosOutOfModelMajorityDown(t *testing.T) {
+	c := redistest.New(t, 5)
+	s, err := Run(t.Context(), Config{
+		Tier: "processes/majority-down", Nodes: nodes(c), Kinds: []string{Kill}, MaxFaulty: 3,
+		Duration: duration(t, 10*time.Second) / 2, Seed: seed(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	report(t, s, false)
+}

@@ -1,0 +1,17 @@
+// Package chaos proves mutual exclusion under faults: a workload of clients
+// contending for a few lock names, a fenced resource that checks tokens on
+// every access, a fault schedule driven by a printed seed, and checkers
+// that read what happened.
+//
+// Holders record their hold interval [return of Lock, min(Unlock call,
+// Until())] on the monotonic clock and write to the resource only before
+// Until(). The checkers then require, for the in-model runs (never more
+// than N-Q nodes faulty at once): no two hold intervals of one name overlap;
+// tokens strictly increase in acquisition order and never repeat; the
+// resource accepts no stale write; every call returns within its context;
+// and acquisitions keep succeeding (liveness). Out-of-model runs (a
+// majority down, a node restarted at once without its data) are reported,
+// not failed.
+//
+// The same workload drives `redlock demo`. This package is internal.
+package chaos

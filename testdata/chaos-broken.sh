@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs the in-model chaos test against deliberately broken builds of the
+# library and succeeds only if the suite fails on every one of them: the
+# proof that a green chaos run means something. Each mutant is a copy of the
+# tree with one change applied; the working tree is never touched.
+#   plain-del      Unlock deletes with plain DEL, not compare-and-delete (R1, R3)
+#   minority-Q     Q = N/2 instead of N/2+1 (A5)
+#   errors-grant   a node error or timeout counts as a grant (A4)
+set -u
+root=$(cd "$(dirname "$0")/.." && pwd)
+dur=${CHAOS_DURATION:-20s}
+mutate() {
+  case "$1" in
+    plain-del)   printf "return redis.call('DEL', KEYS[1])\n" > redlock/release.lua ;;
+    minority-Q)  sed -i 's|func Majority(n int) int { return n/2 + 1 }|func Majority(n int) int { return max(1, n/2) }|' internal/quorum/tally.go ;;
+    errors-grant) sed -i 's|Result: quorum.Failed, Err: &NodeError|Result: quorum.Granted, Value: 1, Err: \&NodeError|' redlock/node.go ;;
+  esac
+}
+caught=0 missed=()
+for m in plain-del minority-Q errors-grant; do
+  tmp=$(mktemp -d)
+  (cd "$root" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$tmp")
+  (cd "$tmp" && mutate "$m")
+  echo "== mutant $m: the chaos suite runs for $dur and must fail"
+  if (cd "$tmp" && CHAOS_DURATION=$dur go test -count=1 -run 'TestChaosProcessTier$' ./internal/chaos/ >"$tmp/out" 2>&1); then
+    missed+=("$m")
+  elif grep -q 'violations' "$tmp/out"; then
+    caught=$((caught+1))
+  else # failed, but not by a checker: say so instead of counting it
+    tail -20 "$tmp/out"
+    missed+=("$m (failed without a violation)")
+  fi
+  grep -E '^chaos|violations' "$tmp/out" | cut -c1-400
+  rm -rf "$tmp"
+done
+if [ ${#missed[@]} -gt 0 ]; then
+  echo "chaos-broken: the suite MISSED: ${missed[*]}"
+  exit 1
+fi
+echo "chaos-broken: the suite caught all $caught broken builds"
