@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/quorumlock/quorumlock/internal/clock"
+	"github.com/quorumlock/quorumlock/internal/pipe"
 	"github.com/quorumlock/quorumlock/internal/quorum"
 	"github.com/quorumlock/quorumlock/pool"
 )
@@ -20,10 +22,12 @@ import (
 // for concurrent use. It does not own the pools: close them after the last
 // call.
 type Client struct {
-	pools []pool.Pool
-	cfg   config
-	clock clock.Clock
-	stats struct {
+	pools     []pool.Pool
+	nodes     []*pipe.Node // one pipelined connection per node
+	cfg       config
+	clock     clock.Clock
+	closeOnce sync.Once
+	stats     struct {
 		fenced, fastPath atomic.Int64 // fenced acquisitions; those done in one round trip (F2)
 	}
 }
@@ -57,7 +61,23 @@ func New(pools []pool.Pool, opts ...Option) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{pools: slices.Clone(pools), cfg: cfg, clock: clock.Real}
+	c.nodes = make([]*pipe.Node, len(pools))
+	for i, p := range pools {
+		c.nodes[i] = pipe.NewNode(p, acquireSrc, releaseSrc, extendSrc, fenceSrc)
+	}
 	return c, nil
+}
+
+// Close stops the client's connections to the nodes, after the requests in
+// flight (each bounded by the node timeout). It does not close the pools.
+// Calls after Close fail with errors wrapping ErrClosed.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		for _, n := range c.nodes {
+			n.Close()
+		}
+	})
+	return nil
 }
 
 // Nodes returns the addresses of the client's nodes, in configured order.
@@ -129,73 +149,53 @@ func (c *Client) Lock(ctx context.Context, name string, opts ...Option) (*Lock, 
 
 // attempt is one acquisition (ALGORITHM.md A1-A8, A10).
 func (c *Client) attempt(ctx context.Context, name string, cfg *config) (*Lock, error) {
-	n := len(c.pools)
 	if err := ctx.Err(); err != nil {
-		return nil, newQuorumError("lock", name, quorum.NewTally(n), ErrNotAcquired, err, nil)
+		return nil, newQuorumError("lock", name, quorum.NewTally(len(c.nodes)), ErrNotAcquired, err, nil)
 	}
 	value := rand.Text() // A1: 128 random bits, new for every attempt
 	key := LockKey(name)
-	ttlMs := cfg.ttl.Milliseconds()
 	fence := "0"
 	if cfg.fencing {
 		fence = "1"
 	}
-	t1 := newFirstWrite(c.clock)
-	// sent[i] closes when the request to node i has returned: a release to
-	// node i waits for it, so a straggling SET can never land after our
-	// DEL and leave a ghost key for a whole TTL.
-	sent := make([]chan struct{}, n)
-	for i := range sent {
-		sent[i] = make(chan struct{})
-	}
-	out := quorum.Run(ctx, quorum.Round[int64]{
-		N: n,
-		Call: func(i int) quorum.Reply[int64] {
-			defer close(sent[i])
-			return c.call(ctx, i, cfg.nodeTimeout, t1, acquireScript, key, CounterKey(name), value, ttlMs, fence)
-		},
-		After: func(r quorum.Reply[int64], ok bool) {
-			// A8: a failed attempt releases its value everywhere it may
-			// have been applied: grants, errors and timeouts (A4), late
-			// ones included. A definite refusal wrote nothing.
-			if !ok && r.Result != quorum.Refused {
-				c.releaseNode(ctx, r.Node, cfg.nodeTimeout, key, value)
-			}
-		},
-	})
-	defer out.Settle(false) // every path that does not return the lock releases it (A8)
+	// One argument list serves every node.
+	args := []any{acquireHash, 2, key, CounterKey(name), value, cfg.ttl.Milliseconds(), fence}
+	// A2: T1 is read right before the requests are queued for writing;
+	// the connections are already open, and no back-off follows.
+	t1 := c.clock.Now()
+	r := c.run(ctx, nil, 0, cfg.nodeTimeout, args)
 
-	ok := out.OK()
-	nodeErrs := nodeErrors(out.Replies)
+	ok := r.ok()
 	var token uint64
+	var fenceErrs *multierror.Error
 	if ok && cfg.fencing {
-		var fenceErrs *multierror.Error
-		token, ok, fenceErrs = c.fence(ctx, name, value, cfg.nodeTimeout, out.Replies, out.Tally.Q)
-		if fenceErrs != nil {
-			nodeErrs = multierror.Append(nodeErrs, fenceErrs)
-		}
+		token, ok, fenceErrs = c.fence(ctx, name, value, cfg.nodeTimeout, r)
 	}
 	// A7: Q grants (and Q nodes holding the token, F3), and validity left
 	// when the last reply used arrived.
-	until := t1.at().Add(cfg.ttl - driftAllowance(cfg.ttl, cfg.driftFactor))
+	until := t1.Add(cfg.ttl - driftAllowance(cfg.ttl, cfg.driftFactor))
 	expired := !c.clock.Now().Before(until)
 	if ok && !expired {
-		out.Settle(true)
-		return newLock(c, name, value, token, cfg, t1.at(), until, sent), nil
+		return newLock(c, name, value, token, cfg, t1, until), nil
 	}
-	qe := newQuorumError("lock", name, out.Tally, ErrNotAcquired, out.Err, nodeErrs)
+	// A8: a failed attempt releases its value everywhere it may have been
+	// applied: grants, errors, timeouts and nodes still silent (A4). A
+	// definite refusal wrote nothing. Each release is queued behind the
+	// acquisition on that node's connection, so it runs after it, and
+	// nobody waits for it.
+	release := []any{releaseHash, 1, key, value, key + releasedSuffix}
+	for i, s := range r.slots {
+		if s.res != quorum.Refused {
+			c.nodes[i].Do(pipe.Request{Cmd: "EVALSHA", Args: release, Timeout: cfg.nodeTimeout})
+		}
+	}
+	qe := r.quorumError("lock", name, ErrNotAcquired)
+	if fenceErrs != nil {
+		qe.Nodes = multierror.Append(qe.Nodes, fenceErrs)
+	}
 	qe.Expired = ok && expired
-	if out.OK() && !ok {
-		qe.Fencing = true
-	}
+	qe.Fencing = r.ok() && !ok && !expired
 	return nil, qe
-}
-
-// releaseNode deletes value from node i if it is still there, on a context
-// detached from the caller's and bounded by the node timeout (A8). Its
-// failure is not reported: the key then expires with its TTL.
-func (c *Client) releaseNode(ctx context.Context, i int, tau time.Duration, key, value string) {
-	c.call(ctx, i, tau, nil, releaseScript, key, value)
 }
 
 // sleep waits d or until ctx ends, on the client's clock.

@@ -17,6 +17,15 @@
 // deletes it only there. The rules are numbered in ALGORITHM.md (A1-A10,
 // H1, E1-E5, R1-R4); the tests name the rule they prove.
 //
+// # Connections
+//
+// A Client keeps one pipelined connection per node (taken from its pool):
+// the requests of all concurrent callers to a node share one write and one
+// read, and run in order, so a release always runs after the acquisition it
+// undoes. Every request has the node timeout as a hard deadline on the
+// connection; a node that misses it has its connection closed and replaced,
+// so a frozen node holds back nothing. Close the Client before its pools.
+//
 // # Holding
 //
 // A Lock's Done channel closes when the holder may no longer assume it holds

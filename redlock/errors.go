@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/go-multierror"
 
+	"github.com/quorumlock/quorumlock/internal/pipe"
 	"github.com/quorumlock/quorumlock/internal/quorum"
 )
 
@@ -31,6 +32,10 @@ var (
 	// ErrUnsafeDeployment is returned, inside a *NodeError per node, by
 	// Check when a node breaks a deployment rule of ALGORITHM.md (N1-N3).
 	ErrUnsafeDeployment = errors.New("redlock: unsafe deployment")
+
+	// ErrClosed is returned, inside a *NodeError per node, by calls made
+	// after Client.Close.
+	ErrClosed = pipe.ErrClosed
 
 	// ErrNodeTimeout is returned, inside a *NodeError, when a node did not
 	// answer within the node timeout (WithNodeTimeout). It is distinct from

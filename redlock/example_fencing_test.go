@@ -44,6 +44,7 @@ func Example_fencing() {
 		pools = append(pools, p)
 	}
 	client, _ := redlock.New(pools, redlock.WithFencing(), redlock.WithTTL(200*time.Millisecond))
+	defer client.Close()
 	storage := &Storage{}
 
 	a, _ := client.Lock(ctx, "storage")

@@ -22,6 +22,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
+	defer client.Close() // before the pools: defers run last-in first-out
 
 	lock, err := client.Lock(ctx, "nightly-report")
 	if err != nil {
@@ -52,6 +53,7 @@ func ExampleQuorumError() {
 		pools = append(pools, p)
 	}
 	client, _ := redlock.New(pools)
+	defer client.Close()
 	held, _ := client.TryLock(ctx, "quorum-error-example")
 	defer held.Unlock(ctx)
 
@@ -75,6 +77,7 @@ func ExampleClient_Do() {
 		pools = append(pools, p)
 	}
 	client, _ := redlock.New(pools, redlock.WithTTL(3*time.Second))
+	defer client.Close()
 
 	// The lock is extended while the job runs; ctx is cancelled, with
 	// context.Cause(ctx) wrapping ErrLockLost, if the lock may be lost.

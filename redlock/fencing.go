@@ -17,41 +17,35 @@ import (
 // nodes that are behind, only where our key is still there (F3). It returns
 // t, whether Q nodes are known to hold C >= t while holding our key, and the
 // failures of Phase B.
-func (c *Client) fence(ctx context.Context, name, value string, tau time.Duration, grants []quorum.Reply[int64], q int) (uint64, bool, *multierror.Error) {
+func (c *Client) fence(ctx context.Context, name, value string, tau time.Duration, a *round) (uint64, bool, *multierror.Error) {
 	var t int64
-	for _, r := range grants {
-		if r.Result == quorum.Granted {
-			t = max(t, r.Value)
+	for _, s := range a.slots {
+		if s.res == quorum.Granted {
+			t = max(t, s.val)
 		}
 	}
 	var behind []int
 	have := 0
-	for _, r := range grants {
-		if r.Result != quorum.Granted {
+	for i, s := range a.slots {
+		if s.res != quorum.Granted {
 			continue
 		}
-		if r.Value == t {
+		if s.val == t {
 			have++
 		} else {
-			behind = append(behind, r.Node)
+			behind = append(behind, i)
 		}
 	}
 	c.stats.fenced.Add(1)
-	if have >= q {
+	if have >= a.tally.Q {
 		c.stats.fastPath.Add(1)
 		return uint64(t), true, nil
 	}
-	need := q - have
+	need := a.tally.Q - have
 	if need > len(behind) {
 		return uint64(t), false, nil
 	}
-	tok := strconv.FormatInt(t, 10)
-	out := quorum.Run(ctx, quorum.Round[int64]{
-		N: len(behind), Need: need,
-		Call: func(i int) quorum.Reply[int64] {
-			return c.call(ctx, behind[i], tau, nil, fenceScript, LockKey(name), CounterKey(name), value, tok)
-		},
-	})
-	out.Settle(true)
-	return uint64(t), out.OK(), nodeErrors(out.Replies)
+	args := []any{fenceHash, 2, LockKey(name), CounterKey(name), value, strconv.FormatInt(t, 10)}
+	b := c.run(ctx, behind, need, tau, args)
+	return uint64(t), b.ok(), b.errors()
 }

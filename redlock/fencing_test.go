@@ -112,7 +112,15 @@ func TestFencingWriteBackAfterDivergence(t *testing.T) {
 	fenced0, fast0 := redlock.FencingStats(cl)
 	a, err := cl.TryLock(t.Context(), "diverge")
 	if err != nil {
-		t.Fatalf("A: %v", err)
+		var state []string
+		for _, x := range n {
+			if x.Running() {
+				k, _ := redis.String(x.Do("GET", redlock.LockKey("diverge")))
+				ctr, _ := redis.String(x.Do("GET", redlock.CounterKey("diverge")))
+				state = append(state, x.Addr()+" key="+k+" counter="+ctr)
+			}
+		}
+		t.Fatalf("A: %v\nnodes: %v", err, state)
 	}
 	if fenced, fast := redlock.FencingStats(cl); fenced-fenced0 != 1 || fast != fast0 {
 		t.Fatalf("A took the fast path (stats %d/%d -> %d/%d); the test needs Phase B", fenced0, fast0, fenced, fast)

@@ -11,15 +11,19 @@ import (
 )
 
 // A3, A6: while a node stays frozen, goroutines and connections do not pile
-// up behind it: each request to it ends at the node timeout, so what is in
-// flight stays bounded by the call rate times tau instead of growing with
-// the time the node stays frozen; once it wakes, everything drains.
+// up behind it: its requests fail at the node timeout and take its
+// connection down with them, so what is in flight stays bounded instead of
+// growing with the time the node stays frozen; once it wakes, everything
+// drains back to one connection and one reader per node.
 func TestNoPileUpBehindFrozenNode(t *testing.T) {
 	c := redistest.New(t, 5)
 	const tau = 50 * time.Millisecond
 	pools := newPools(t, c.Addrs(), pool.WithMaxActive(64))
-	cl, err := redlock.New(pools, redlock.WithNodeTimeout(tau))
-	if err != nil {
+	cl := newClientOn(t, pools, redlock.WithNodeTimeout(tau))
+	// Warm up: every node's connection and reader are up.
+	if l, err := cl.TryLock(t.Context(), "frozen-pileup"); err != nil {
+		t.Fatal(err)
+	} else if err := l.Unlock(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	base := runtime.NumGoroutine()

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/quorumlock/quorumlock/internal/clock"
-	"github.com/quorumlock/quorumlock/internal/quorum"
 )
 
 // Lock is a held lock. It exists only once acquired, and is one-shot: after
@@ -24,7 +23,6 @@ type Lock struct {
 	nodeTimeout time.Duration
 	driftFactor float64
 	acquired    time.Time
-	sent        []chan struct{} // per node: closed once the acquisition's request returned
 	done        chan struct{}
 
 	mu       sync.Mutex
@@ -35,11 +33,11 @@ type Lock struct {
 	expiry   clock.Timer // closes done at until (H2)
 }
 
-func newLock(c *Client, name, value string, token uint64, cfg *config, acquired, until time.Time, sent []chan struct{}) *Lock {
+func newLock(c *Client, name, value string, token uint64, cfg *config, acquired, until time.Time) *Lock {
 	l := &Lock{
 		c: c, name: name, key: LockKey(name), value: value, token: token,
 		ttl: cfg.ttl, nodeTimeout: cfg.nodeTimeout, driftFactor: cfg.driftFactor,
-		acquired: acquired, sent: sent, done: make(chan struct{}), until: until, held: true,
+		acquired: acquired, done: make(chan struct{}), until: until, held: true,
 	}
 	l.mu.Lock()
 	l.armLocked()
@@ -146,32 +144,23 @@ func (l *Lock) Unlock(ctx context.Context) error {
 	if !held {
 		return fmt.Errorf("%w: lock %q was already released by this handle", ErrNotHeld, l.name)
 	}
-	out := l.release(ctx)
+	r := l.release(ctx)
 	switch {
 	case lost != nil:
 		return fmt.Errorf("%w: lock %q was lost before Unlock: %w", ErrNotHeld, l.name, lost)
 	case expired:
 		return fmt.Errorf("%w: lock %q expired before Unlock", ErrNotHeld, l.name)
-	case out.OK():
+	case r.ok():
 		return nil
 	}
-	return l.roundError("unlock", out)
+	return l.roundError("unlock", r)
 }
 
-// release runs compare-and-delete on all nodes (R1); it returns once decided.
-// Each node's delete goes after that node's acquisition request returned
-// (bounded by the node timeout), never before it.
-func (l *Lock) release(ctx context.Context) quorum.Outcome[int64] {
-	c := l.c
-	out := quorum.Run(ctx, quorum.Round[int64]{
-		N: len(c.pools),
-		Call: func(i int) quorum.Reply[int64] {
-			<-l.sent[i]
-			return c.call(ctx, i, l.nodeTimeout, nil, releaseScript, l.key, l.value)
-		},
-	})
-	out.Settle(true)
-	return out
+// release runs compare-and-delete on all nodes (R1); it returns once
+// decided. On each node it runs after the acquisition: one connection per
+// node keeps the order of requests.
+func (l *Lock) release(ctx context.Context) *round {
+	return l.c.run(ctx, nil, 0, l.nodeTimeout, []any{releaseHash, 1, l.key, l.value, l.key + releasedSuffix})
 }
 
 // Extend sets the lock's TTL to ttl on the nodes where it still holds this
@@ -199,19 +188,11 @@ func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 	case !c.clock.Now().Before(until):
 		return fmt.Errorf("%w: lock %q expired at its deadline", ErrNotHeld, l.name)
 	}
-	te := newFirstWrite(c.clock)
-	ttlMs := ttl.Milliseconds()
-	out := quorum.Run(ctx, quorum.Round[int64]{
-		N: len(c.pools),
-		Call: func(i int) quorum.Reply[int64] {
-			<-l.sent[i] // after the acquisition's SET on node i, never before
-			return c.call(ctx, i, l.nodeTimeout, te, extendScript, l.key, l.value, ttlMs)
-		},
-	})
-	out.Settle(true)
-	newUntil := te.at().Add(ttl - driftAllowance(ttl, l.driftFactor))
+	te := c.clock.Now() // E3: read before sending
+	r := c.run(ctx, nil, 0, l.nodeTimeout, []any{extendHash, 1, l.key, l.value, ttl.Milliseconds()})
+	newUntil := te.Add(ttl - driftAllowance(ttl, l.driftFactor))
 	expired := !c.clock.Now().Before(newUntil)
-	if out.OK() && !expired {
+	if r.ok() && !expired {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		switch {
@@ -224,8 +205,8 @@ func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 		l.armLocked()
 		return nil
 	}
-	qe := l.roundError("extend", out)
-	qe.Expired = out.OK() && expired
+	qe := l.roundError("extend", r)
+	qe.Expired = r.ok() && expired
 	if errors.Is(qe, ErrNotHeld) {
 		l.lose(fmt.Errorf("%w: lock %q: the nodes no longer hold it: %w", ErrLockLost, l.name, qe))
 	}
@@ -234,10 +215,10 @@ func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 
 // roundError describes a failed Extend or Unlock round. It wraps ErrNotHeld
 // only when refusals alone decided it: then no quorum can hold this value.
-func (l *Lock) roundError(op string, out quorum.Outcome[int64]) *QuorumError {
+func (l *Lock) roundError(op string, r *round) *QuorumError {
 	var sentinel error
-	if out.Tally.Refused >= out.Tally.N-out.Tally.Q+1 {
+	if r.tally.Refused >= r.tally.N-r.tally.Q+1 {
 		sentinel = ErrNotHeld
 	}
-	return newQuorumError(op, l.name, out.Tally, sentinel, out.Err, nodeErrors(out.Replies))
+	return r.quorumError(op, l.name, sentinel)
 }

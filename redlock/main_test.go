@@ -68,10 +68,18 @@ func newPools(t testing.TB, addrs []string, opts ...pool.Option) []pool.Pool {
 // newClient starts nothing: it builds a client on the cluster's nodes.
 func newClient(t testing.TB, c *redistest.Cluster, opts ...redlock.Option) *redlock.Client {
 	t.Helper()
-	cl, err := redlock.New(newPools(t, c.Addrs()), opts...)
+	return newClientOn(t, newPools(t, c.Addrs()), opts...)
+}
+
+// newClientOn builds a client on pools and closes it when the test ends
+// (before the pools: cleanups run last-in first-out).
+func newClientOn(t testing.TB, pools []pool.Pool, opts ...redlock.Option) *redlock.Client {
+	t.Helper()
+	cl, err := redlock.New(pools, opts...)
 	if err != nil {
 		t.Fatalf("redlock.New: %v", err)
 	}
+	t.Cleanup(func() { cl.Close() })
 	return cl
 }
 
@@ -100,16 +108,37 @@ func holders(t testing.TB, c *redistest.Cluster, name string) int {
 	return k
 }
 
-// countingPool counts the connections taken from a pool: it shows whether a
+// countingPool counts the requests written to a node: it shows whether a
 // call touched Redis at all.
 type countingPool struct {
 	pool.Pool
-	gets *atomic.Int64
+	sends *atomic.Int64
 }
 
 func (p countingPool) Get(ctx context.Context) (redis.Conn, error) {
-	p.gets.Add(1)
-	return p.Pool.Get(ctx)
+	c, err := p.Pool.Get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{c, p.sends}, nil
+}
+
+type countingConn struct {
+	redis.Conn
+	sends *atomic.Int64
+}
+
+func (c countingConn) Send(cmd string, args ...any) error {
+	c.sends.Add(1)
+	return c.Conn.Send(cmd, args...)
+}
+
+func (c countingConn) ReceiveWithTimeout(d time.Duration) (any, error) {
+	return redis.ReceiveWithTimeout(c.Conn, d)
+}
+
+func (c countingConn) DoWithTimeout(d time.Duration, cmd string, args ...any) (any, error) {
+	return redis.DoWithTimeout(c.Conn, d, cmd, args...)
 }
 
 // timed runs f and returns how long it took.

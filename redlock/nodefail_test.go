@@ -57,11 +57,8 @@ func TestNodeFailuresFromRedis(t *testing.T) {
 			bad := newPools(t, []string{addr}, opts...)[0]
 			opt := redlock.WithNodeTimeout(time.Second)
 
-			one, err := redlock.New([]pool.Pool{bad}, opt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = one.TryLock(t.Context(), name)
+			one := newClientOn(t, []pool.Pool{bad}, opt)
+			_, err := one.TryLock(t.Context(), name)
 			var ne *redlock.NodeError
 			if !errors.As(err, &ne) || ne.Addr != addr || !strings.Contains(ne.Error(), tc.want) {
 				t.Fatalf("TryLock on the bad node = %v; want a *NodeError for %s saying %s", err, addr, tc.want)
@@ -70,10 +67,7 @@ func TestNodeFailuresFromRedis(t *testing.T) {
 				t.Fatalf("TryLock on the bad node = %v, want ErrNotAcquired", err)
 			}
 
-			five, err := redlock.New(append([]pool.Pool{bad}, newPools(t, c.Addrs()[1:])...), opt)
-			if err != nil {
-				t.Fatal(err)
-			}
+			five := newClientOn(t, append([]pool.Pool{bad}, newPools(t, c.Addrs()[1:])...), opt)
 			l, err := five.TryLock(t.Context(), name)
 			if err != nil {
 				t.Fatalf("TryLock with 4 healthy nodes of 5 = %v, want the lock", err)

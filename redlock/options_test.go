@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,12 +52,9 @@ func TestNewRejectsBadInput(t *testing.T) {
 // Bad input on a call: the name and per-call options are checked before
 // anything is sent, and nothing held is touched.
 func TestCallRejectsBadInput(t *testing.T) {
-	sent := 0
-	count := func(string, []any) (any, error) { sent++; return int64(1), nil }
-	c, err := New([]pool.Pool{&fakePool{"a:1", count}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	var sent atomic.Int64
+	count := func(string, []any) (any, error) { sent.Add(1); return int64(1), nil }
+	c := newTestClient(t, []pool.Pool{&fakePool{"a:1", count}})
 	for _, tc := range []struct {
 		name, lock string
 		opts       []Option
@@ -79,8 +77,8 @@ func TestCallRejectsBadInput(t *testing.T) {
 			}
 		})
 	}
-	if sent != 0 {
-		t.Fatalf("%d requests sent for bad input, want 0", sent)
+	if n := sent.Load(); n != 0 {
+		t.Fatalf("%d requests sent for bad input, want 0", n)
 	}
 	// A name of exactly MaxNameLen is fine; a bad Extend TTL keeps the lock.
 	l, err := c.TryLock(t.Context(), strings.Repeat("x", MaxNameLen))

@@ -1,8 +1,11 @@
 -- release: delete the lock only if it still holds our value (ALGORITHM.md R1, R3).
--- KEYS[1] lock key L; ARGV[1] value v.
+-- KEYS[1] lock key L; ARGV[1] value v, ARGV[2] the channel to announce the
+-- release on (waiters in Lock retry at once instead of polling).
 -- Returns 1 when deleted, 0 when the key is gone or holds another value
--- (another holder's key is never deleted).
+-- (another holder's key is never deleted, and nothing is announced).
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1])
+  redis.call('PUBLISH', ARGV[2], '1')
+  return 1
 end
 return 0

@@ -24,6 +24,18 @@ var (
 	fenceScript   = redis.NewScript(2, fenceSrc)
 )
 
+// The scripts' hashes as EVALSHA arguments, converted once.
+var (
+	acquireHash any = acquireScript.Hash()
+	releaseHash any = releaseScript.Hash()
+	extendHash  any = extendScript.Hash()
+	fenceHash   any = fenceScript.Hash()
+)
+
+// releasedSuffix names the channel a release publishes on: LockKey(name) +
+// releasedSuffix. Waiters in Lock subscribe to it to retry at once.
+const releasedSuffix = ":released"
+
 // KeyPrefix starts every key the library writes.
 const KeyPrefix = "redlock:"
 

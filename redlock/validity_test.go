@@ -56,10 +56,7 @@ func TestUntilIsT1PlusTTLMinusDrift(t *testing.T) {
 	start := time.Unix(1_000_000, 0)
 	fc := clock.NewFake(start)
 	var released sync.Map
-	c, err := New(fakeNodes(fc, []time.Duration{0, 0, 0}, &released), WithTTL(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newTestClient(t, fakeNodes(fc, []time.Duration{0, 0, 0}, &released), WithTTL(10*time.Second))
 	c.clock = fc
 	l, err := c.TryLock(t.Context(), "until")
 	if err != nil {
@@ -77,13 +74,10 @@ func TestQuorumAfterValidityIsNotALock(t *testing.T) {
 	var released sync.Map
 	// Each node's answer costs 600ms of the 1s TTL: the second grant, the
 	// quorum of three, arrives past T1 + 1s - 12ms.
-	c, err := New(fakeNodes(fc, []time.Duration{600 * time.Millisecond, 600 * time.Millisecond, 600 * time.Millisecond}, &released),
+	c := newTestClient(t, fakeNodes(fc, []time.Duration{600 * time.Millisecond, 600 * time.Millisecond, 600 * time.Millisecond}, &released),
 		WithTTL(time.Second), WithNodeTimeout(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
 	c.clock = fc
-	_, err = c.TryLock(t.Context(), "slow")
+	_, err := c.TryLock(t.Context(), "slow")
 	var qe *QuorumError
 	if !errors.As(err, &qe) || !qe.Expired || !errors.Is(err, ErrNotAcquired) {
 		t.Fatalf("TryLock = %v, want ErrNotAcquired with Expired", err)
@@ -107,17 +101,14 @@ func TestQuorumAfterValidityIsNotALock(t *testing.T) {
 
 // A7 boundary: validity left by one nanosecond is a lock. The third node
 // never answers, so the two others decide; only node 1 moves the clock, and
-// it marks its write before it does, so T1 is the start.
+// T1 is read before the requests are queued, so T1 is the start.
 func TestQuorumJustInsideValidityIsALock(t *testing.T) {
 	fc := clock.NewFake(time.Unix(1_000_000, 0))
 	var released sync.Map
 	// 1s TTL, D = 12ms: validity 988ms.
 	pools := fakeNodes(fc, []time.Duration{0, 988*time.Millisecond - 1}, &released)
-	pools = append(pools, &fakePool{addr: "hang:1", reply: nil}) // DoContext waits for its deadline
-	c, err := New(pools, WithTTL(time.Second), WithNodeTimeout(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pools = append(pools, &fakePool{addr: "hang:1", reply: nil}) // frozen: no answer before the deadline
+	c := newTestClient(t, pools, WithTTL(time.Second), WithNodeTimeout(100*time.Millisecond))
 	c.clock = fc
 	l, err := c.TryLock(t.Context(), "edge")
 	if err != nil {
@@ -147,14 +138,11 @@ func TestLockRetriesThenReportsAttempts(t *testing.T) {
 	var attempts sync.Map
 	refuse := func(cmd string, args []any) (any, error) { return int64(0), nil }
 	pools := []pool.Pool{&fakePool{"a:1", refuse}, &fakePool{"b:1", refuse}, &fakePool{"c:1", refuse}}
-	c, err := New(pools, WithTries(4), WithRetryDelay(func(n int) time.Duration {
+	c := newTestClient(t, pools, WithTries(4), WithRetryDelay(func(n int) time.Duration {
 		attempts.Store(n, true)
 		return time.Microsecond
 	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = c.Lock(t.Context(), "retry")
+	_, err := c.Lock(t.Context(), "retry")
 	var qe *QuorumError
 	if !errors.As(err, &qe) || qe.Attempts != 4 || qe.Reason() != "held by another holder" {
 		t.Fatalf("Lock = %v, want 4 attempts, held by another holder", err)

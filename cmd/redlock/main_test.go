@@ -136,6 +136,7 @@ func newClient(t *testing.T, c *redistest.Cluster, opts ...redlock.Option) *redl
 	if err != nil {
 		t.Fatalf("redlock.New: %v", err)
 	}
+	t.Cleanup(func() { cl.Close() })
 	return cl
 }
 

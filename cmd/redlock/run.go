@@ -50,6 +50,7 @@ func runRun(args []string) int {
 		errorf("%s", libMsg(err))
 		return exitError
 	}
+	defer client.Close() // before the pools (defers run last-in first-out)
 	// Resolved before locking: a typo in the command must not take the lock.
 	if o.path, err = exec.LookPath(o.command[0]); err != nil {
 		errorf("cannot run %q: %v; the lock was not taken", o.command[0], err)

@@ -118,6 +118,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		if err != nil {
 			return Summary{}, fmt.Errorf("chaos: %w", err)
 		}
+		defer cl.Close()
 		clients[i] = cl
 	}
 	names := make([]string, cfg.Names)

@@ -1,0 +1,296 @@
+package pipe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/quorumlock/quorumlock/pool"
+)
+
+var (
+	// ErrTimeout is the error of a request whose deadline passed before
+	// its reply arrived.
+	ErrTimeout = errors.New("no reply before the deadline")
+	// ErrClosed is the error of a request made after Close.
+	ErrClosed = errors.New("redlock: client closed")
+	// ErrNoScript is the error of a script the node did not know (NOSCRIPT):
+	// the script did not run. The connection reloads its scripts.
+	ErrNoScript = errors.New("script not loaded on the node")
+)
+
+// Handler receives the reply to a request: v is the reply, or err the
+// failure (a Redis error reply, ErrTimeout, a network error). It is called
+// exactly once per request, from a Node goroutine, and must not block.
+type Handler interface {
+	Reply(node int, v any, err error)
+}
+
+// Request is one command to one node. Args are shared, read-only, and may
+// be the same slice for every node of a round.
+type Request struct {
+	Cmd      string
+	Args     []any
+	Deadline time.Time // the reply must arrive by then (A3); zero: see Timeout
+	// Timeout is the deadline counted from when the request is written,
+	// for requests nobody waits for (a release after a failed attempt,
+	// A8): they are never dropped unsent because the writer was late.
+	Timeout time.Duration
+	H       Handler // nil: nobody waits
+	Node    int     // passed back to H
+}
+
+func (r *Request) reply(v any, err error) {
+	if r.H != nil {
+		r.H.Reply(r.Node, v, err)
+	}
+}
+
+// Node is the pipelined connection to one Redis node.
+type Node struct {
+	p       pool.Pool
+	scripts []string // sources, loaded on every new connection
+
+	mu     sync.Mutex
+	queue  []Request
+	closed bool
+	wake   chan struct{}
+	exited chan struct{}
+}
+
+// NewNode starts the writer of node p. The scripts (their sources) are
+// loaded with SCRIPT LOAD on each new connection before any request, so
+// EVALSHA finds them: a warm connection never pays for EVAL.
+func NewNode(p pool.Pool, scripts ...string) *Node {
+	n := &Node{p: p, scripts: scripts, wake: make(chan struct{}, 1), exited: make(chan struct{})}
+	go n.writer()
+	return n
+}
+
+// Addr returns the node's address.
+func (n *Node) Addr() string { return n.p.Addr() }
+
+// Do enqueues r; it never blocks. r's handler is called once its reply is
+// in, or it failed.
+func (n *Node) Do(r Request) {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		r.reply(nil, ErrClosed)
+		return
+	}
+	n.queue = append(n.queue, r)
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Close fails what is queued, waits for what is in flight (each bounded by
+// its deadline), gives the connection back and stops the goroutines.
+func (n *Node) Close() {
+	n.mu.Lock()
+	n.closed = true
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+	<-n.exited
+}
+
+// conn is one connection and its reader.
+type conn struct {
+	c        redis.Conn
+	inflight chan Request // in write order; closed when the writer leaves it
+	dead     atomic.Bool
+	reload   atomic.Bool // a NOSCRIPT was seen: load the scripts again
+	done     chan struct{}
+}
+
+const inflightCap = 1 << 14
+
+func (n *Node) writer() {
+	defer close(n.exited)
+	var cur *conn
+	var batch []Request
+	defer func() {
+		if cur != nil {
+			close(cur.inflight)
+			<-cur.done
+		}
+	}()
+	for {
+		<-n.wake
+		for {
+			n.mu.Lock()
+			batch, n.queue = n.queue, batch[:0]
+			closed := n.closed
+			n.mu.Unlock()
+			if len(batch) == 0 {
+				if closed {
+					return
+				}
+				break
+			}
+			if closed {
+				fail(batch, ErrClosed)
+				continue
+			}
+			cur = n.send(cur, batch)
+			clear(batch) // drop references to handlers and args
+		}
+	}
+}
+
+// send writes batch on cur (or a new connection when cur is dead) and
+// returns the connection to use next.
+func (n *Node) send(cur *conn, batch []Request) *conn {
+	now := time.Now()
+	live := batch[:0]
+	earliest := time.Time{}
+	for _, r := range batch {
+		if r.Deadline.IsZero() {
+			r.Deadline = now.Add(r.Timeout)
+		}
+		if !now.Before(r.Deadline) {
+			r.reply(nil, ErrTimeout)
+			continue
+		}
+		if earliest.IsZero() || r.Deadline.Before(earliest) {
+			earliest = r.Deadline
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return cur
+	}
+	if cur != nil && cur.dead.Load() {
+		close(cur.inflight) // its reader fails what is left, then exits
+		cur = nil
+	}
+	if cur == nil {
+		c, err := n.connect(earliest)
+		if err != nil {
+			fail(live, err)
+			return nil
+		}
+		cur = c
+	}
+	if cur.reload.Swap(false) {
+		n.loadScripts(cur, earliest)
+	}
+	for i, r := range live {
+		if err := cur.c.Send(r.Cmd, r.Args...); err != nil {
+			cur.kill()
+			fail(live[i:], err)
+			return cur
+		}
+		select {
+		case cur.inflight <- r:
+		default: // the reader is that far behind: the node is not answering
+			cur.kill()
+			fail(live[i:], ErrTimeout)
+			return cur
+		}
+	}
+	if err := cur.c.Flush(); err != nil {
+		cur.kill() // the reader fails what was sent
+	}
+	return cur
+}
+
+// connect takes a connection from the pool, within the earliest deadline,
+// starts its reader and queues the scripts' loading.
+func (n *Node) connect(deadline time.Time) (*conn, error) {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	rc, err := n.p.Get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := &conn{c: rc, inflight: make(chan Request, inflightCap), done: make(chan struct{})}
+	go c.reader()
+	n.loadScripts(c, deadline)
+	return c, nil
+}
+
+// loadScripts sends SCRIPT LOAD for every script; the replies are read and
+// dropped (a failure shows on the EVALSHA that follows, as NOSCRIPT).
+func (n *Node) loadScripts(c *conn, deadline time.Time) {
+	for _, s := range n.scripts {
+		r := Request{Cmd: "SCRIPT", Args: []any{"LOAD", s}, Deadline: deadline}
+		if c.c.Send(r.Cmd, r.Args...) != nil {
+			c.kill()
+			return
+		}
+		c.inflight <- r
+	}
+}
+
+// kill marks the connection dead: no more requests go on it, and the reader
+// fails what is in flight. Only the reader closes it (redigo's pooled Close
+// reads pending replies, which must not race with the reader's Receive);
+// a read or write error has already broken it, so that close is at once.
+func (c *conn) kill() { c.dead.Store(true) }
+
+// reader reads the replies in order, each with its request's deadline on
+// the connection. A late or failed read kills the connection; every request
+// after it fails.
+func (c *conn) reader() {
+	defer close(c.done)
+	defer c.c.Close()
+	defer c.kill()
+	var cause error
+	for r := range c.inflight {
+		if c.dead.Load() {
+			if cause == nil {
+				cause = ErrTimeout
+			}
+			r.reply(nil, cause)
+			continue
+		}
+		// A reply already in our buffer counts even if this goroutine was
+		// scheduled late: allow a millisecond of our own noise.
+		d := max(time.Until(r.Deadline), time.Millisecond)
+		v, err := redis.ReceiveWithTimeout(c.c, d)
+		var rerr redis.Error
+		switch {
+		case err == nil:
+			r.reply(v, nil)
+		case errors.As(err, &rerr):
+			if strings.HasPrefix(string(rerr), "NOSCRIPT") {
+				c.reload.Store(true)
+				err = fmt.Errorf("%w: %v", ErrNoScript, rerr)
+			}
+			r.reply(nil, err)
+		default:
+			if isTimeout(err) {
+				err = ErrTimeout
+			}
+			cause = err
+			c.kill()
+			r.reply(nil, err)
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+func fail(rs []Request, err error) {
+	for i := range rs {
+		rs[i].reply(nil, err)
+	}
+}

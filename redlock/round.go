@@ -1,0 +1,155 @@
+package redlock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/quorumlock/quorumlock/internal/pipe"
+	"github.com/quorumlock/quorumlock/internal/quorum"
+)
+
+// round is one script run on each of a set of nodes, decided by quorum as
+// the replies arrive (ALGORITHM.md A6): the replies come in through Reply,
+// from the nodes' reader goroutines, and the caller waits for done. Once
+// decided, later replies are ignored, so the slots are stable.
+type round struct {
+	c     *Client
+	nodes []int // the client's node index of each slot
+	tau   time.Duration
+
+	mu      sync.Mutex
+	tally   quorum.Tally
+	slots   []slot
+	decided bool
+	done    chan struct{}
+	ctxErr  error // the caller's context ended the wait
+}
+
+type slot struct {
+	res quorum.Result
+	val int64
+	err error
+}
+
+// Reply implements pipe.Handler: a positive integer is a grant (its value
+// kept: the fencing counter), 0 a refusal, anything else a failure (A4).
+func (r *round) Reply(i int, v any, err error) {
+	s := slot{res: quorum.Failed, err: err}
+	if err == nil {
+		if n, ierr := redis.Int64(v, nil); ierr != nil {
+			s.err = ierr
+		} else if n > 0 {
+			s = slot{res: quorum.Granted, val: n}
+		} else {
+			s = slot{res: quorum.Refused}
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.decided || r.slots[i].res != quorum.Pending {
+		return
+	}
+	r.slots[i] = s
+	r.tally.Add(s.res)
+	if r.tally.Decided() {
+		r.finishLocked()
+	}
+}
+
+func (r *round) finishLocked() {
+	r.decided = true
+	close(r.done)
+}
+
+// run sends script args to the nodes (nil: all) and returns once the round
+// is decided (need grants of them, 0 meaning a majority), the node timeout
+// passed, or ctx ended. Each request has the hard deadline tau (A3).
+func (c *Client) run(ctx context.Context, nodes []int, need int, tau time.Duration, args []any) *round {
+	n := len(c.nodes)
+	if nodes != nil {
+		n = len(nodes)
+	}
+	r := &round{c: c, nodes: nodes, tau: tau, tally: quorum.NewTally(n), slots: make([]slot, n), done: make(chan struct{})}
+	if need > 0 {
+		r.tally = quorum.NewTallyNeed(n, need)
+	}
+	deadline := time.Now().Add(tau)
+	for i := range n {
+		c.nodes[r.node(i)].Do(pipe.Request{Cmd: "EVALSHA", Args: args, Deadline: deadline, H: r, Node: i})
+	}
+	select {
+	case <-r.done:
+		return r
+	default:
+	}
+	// A backstop: the nodes fail their requests at the deadline
+	// themselves; this bounds the wait even if a writer is stuck.
+	t := time.NewTimer(time.Until(deadline) + 5*time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-r.done:
+	case <-t.C:
+		r.finish(nil)
+	case <-ctx.Done():
+		r.finish(ctx.Err())
+	}
+	return r
+}
+
+// finish decides the round now: the nodes that have not answered count as
+// failed (timed out), or the caller's context ended.
+func (r *round) finish(ctxErr error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.decided {
+		return
+	}
+	r.ctxErr = ctxErr
+	for i := range r.slots {
+		if r.slots[i].res == quorum.Pending && ctxErr == nil {
+			r.slots[i] = slot{res: quorum.Failed, err: pipe.ErrTimeout}
+			r.tally.Add(quorum.Failed)
+		}
+	}
+	r.finishLocked()
+}
+
+// node returns the client's node index of slot i.
+func (r *round) node(i int) int {
+	if r.nodes == nil {
+		return i
+	}
+	return r.nodes[i]
+}
+
+// ok reports whether the round reached its quorum (and the caller's
+// context did not end it first).
+func (r *round) ok() bool { return r.ctxErr == nil && r.tally.Succeeded() }
+
+// errors aggregates the failures as *NodeError, or returns nil. A node
+// timeout becomes ErrNodeTimeout, never the caller's DeadlineExceeded.
+func (r *round) errors() *multierror.Error {
+	var all *multierror.Error
+	for i, s := range r.slots {
+		if s.res != quorum.Failed {
+			continue
+		}
+		err := s.err
+		if errors.Is(err, pipe.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("%w: no answer within %v", ErrNodeTimeout, r.tau)
+		}
+		all = multierror.Append(all, &NodeError{Addr: r.c.nodes[r.node(i)].Addr(), Err: err})
+	}
+	return all
+}
+
+// quorumError describes a failed round.
+func (r *round) quorumError(op, name string, sentinel error) *QuorumError {
+	return newQuorumError(op, name, r.tally, sentinel, r.ctxErr, r.errors())
+}
