@@ -198,6 +198,14 @@ func FromRedigo(p *redis.Pool, addr string) Pool {
 	return &redigoPool{p: p, addr: addr}
 }
 
+// Dialer is a Pool that can open a connection of its own, outside the pool:
+// a long-lived subscription that the pool must not hand to anyone else, and
+// that its owner closes from another goroutine to stop a blocked Receive.
+// Pools from New and FromRedigo implement it.
+type Dialer interface {
+	Dial(ctx context.Context) (redis.Conn, error)
+}
+
 // Validate returns the configuration error of a pool built by New or
 // FromRedigo with bad input, or nil.
 func Validate(p Pool) error {
@@ -231,6 +239,17 @@ type redigoPool struct {
 }
 
 func (p *redigoPool) Addr() string { return p.addr }
+
+// Dial opens a connection with the pool's dial settings, outside the pool.
+func (p *redigoPool) Dial(ctx context.Context) (redis.Conn, error) {
+	switch {
+	case p.p.DialContext != nil:
+		return p.p.DialContext(ctx)
+	case p.p.Dial != nil:
+		return p.p.Dial()
+	}
+	return nil, fmt.Errorf("pool %q: the redigo pool has no Dial function", p.addr)
+}
 
 func (p *redigoPool) Get(ctx context.Context) (redis.Conn, error) {
 	p.mu.RLock()

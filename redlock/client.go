@@ -24,6 +24,7 @@ import (
 type Client struct {
 	pools     []pool.Pool
 	nodes     []*pipe.Node // one pipelined connection per node
+	wait      *waiters     // wakes Lock callers on release
 	cfg       config
 	clock     clock.Clock
 	closeOnce sync.Once
@@ -61,6 +62,7 @@ func New(pools []pool.Pool, opts ...Option) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{pools: slices.Clone(pools), cfg: cfg, clock: clock.Real}
+	c.wait = newWaiters(pools)
 	c.nodes = make([]*pipe.Node, len(pools))
 	for i, p := range pools {
 		c.nodes[i] = pipe.NewNode(p, acquireSrc, releaseSrc, extendSrc, fenceSrc)
@@ -73,6 +75,7 @@ func New(pools []pool.Pool, opts ...Option) (*Client, error) {
 // Calls after Close fail with errors wrapping ErrClosed.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
+		c.wait.close()
 		for _, n := range c.nodes {
 			n.Close()
 		}
@@ -120,13 +123,15 @@ func (c *Client) TryLock(ctx context.Context, name string, opts ...Option) (*Loc
 }
 
 // Lock takes the lock called name, making up to WithTries attempts with the
-// WithRetryDelay pause between them, until ctx ends (ALGORITHM.md A9). Its
-// errors are TryLock's, counting the attempts.
+// WithRetryDelay pause between them, until ctx ends (ALGORITHM.md A9). While
+// the lock is held by someone else, a release wakes it at once: it does not
+// wait out the pause. Its errors are TryLock's, counting the attempts.
 func (c *Client) Lock(ctx context.Context, name string, opts ...Option) (*Lock, error) {
 	cfg, err := c.callConfig(name, opts)
 	if err != nil {
 		return nil, err
 	}
+	var wake <-chan struct{}
 	for attempt := 1; ; attempt++ {
 		l, err := c.attempt(ctx, name, &cfg)
 		if err == nil {
@@ -140,7 +145,12 @@ func (c *Client) Lock(ctx context.Context, name string, opts ...Option) (*Lock, 
 		if attempt >= cfg.tries || qe.ctxErr != nil {
 			return nil, qe
 		}
-		if err := c.sleep(ctx, cfg.retryDelay(attempt)); err != nil {
+		if wake == nil && qe.Refused > 0 { // held elsewhere: wait for its release
+			ch, stop := c.wait.wait(name)
+			defer stop()
+			wake = ch
+		}
+		if err := c.pause(ctx, cfg.retryDelay(attempt), wake); err != nil {
 			qe.ctxErr = err
 			return nil, qe
 		}
@@ -183,7 +193,7 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config) (*Lock, 
 	// definite refusal wrote nothing. Each release is queued behind the
 	// acquisition on that node's connection, so it runs after it, and
 	// nobody waits for it.
-	release := []any{releaseHash, 1, key, value, key + releasedSuffix}
+	release := []any{releaseHash, 1, key, value, ""}
 	for i, s := range r.slots {
 		if s.res != quorum.Refused {
 			c.nodes[i].Do(pipe.Request{Cmd: "EVALSHA", Args: release, Timeout: cfg.nodeTimeout})
@@ -198,8 +208,9 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config) (*Lock, 
 	return nil, qe
 }
 
-// sleep waits d or until ctx ends, on the client's clock.
-func (c *Client) sleep(ctx context.Context, d time.Duration) error {
+// pause waits d on the client's clock, or until wake receives (a release of
+// the lock waited for), or until ctx ends.
+func (c *Client) pause(ctx context.Context, d time.Duration, wake <-chan struct{}) error {
 	if d <= 0 {
 		return ctx.Err()
 	}
@@ -208,6 +219,8 @@ func (c *Client) sleep(ctx context.Context, d time.Duration) error {
 	defer t.Stop()
 	select {
 	case <-done:
+		return nil
+	case <-wake:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

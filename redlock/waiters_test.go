@@ -1,0 +1,84 @@
+package redlock_test
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/quorumlock/quorumlock/internal/redistest"
+	"github.com/quorumlock/quorumlock/pool"
+	"github.com/quorumlock/quorumlock/redlock"
+)
+
+// A waiter in Lock is woken by the release: with a retry pause of 10s it
+// still takes the lock right after Unlock, not 10s later.
+func TestWaiterWokenOnRelease(t *testing.T) {
+	c := redistest.New(t, 5)
+	holder := newClient(t, c)
+	waiter := newClient(t, c, redlock.WithRetryDelay(func(int) time.Duration { return 10 * time.Second }))
+	l, err := holder.TryLock(t.Context(), "wake")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan time.Time, 1)
+	go func() {
+		if w, err := waiter.Lock(t.Context(), "wake"); err == nil {
+			got <- time.Now()
+			w.Unlock(t.Context())
+		} else {
+			t.Errorf("waiter: %v", err)
+			got <- time.Time{}
+		}
+	}()
+	time.Sleep(300 * time.Millisecond) // the waiter has failed once and subscribed
+	released := time.Now()
+	if err := l.Unlock(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	at := <-got
+	if at.IsZero() {
+		return
+	}
+	if d := at.Sub(released); d > 5*time.Second {
+		t.Fatalf("the waiter took the lock %v after the release: it waited out its 10s pause instead of being woken", d)
+	} else {
+		t.Logf("handoff after the release: %v", d)
+	}
+}
+
+// Without a subscription (a pool that cannot dial one), waiters still get
+// the lock by polling: the wake-up is an optimisation, never a dependency.
+func TestWaiterFallsBackToPolling(t *testing.T) {
+	c := redistest.New(t, 3)
+	var n atomic.Int64
+	var pools []pool.Pool
+	for _, p := range newPools(t, c.Addrs()) {
+		pools = append(pools, countingPool{p, &n}) // hides pool.Dialer
+	}
+	if _, ok := pools[0].(pool.Dialer); ok {
+		t.Fatal("countingPool still offers pool.Dialer: the fallback is not tested")
+	}
+	cl := newClientOn(t, pools, redlock.WithRetryDelay(func(int) time.Duration { return 20 * time.Millisecond }))
+	l, err := cl.TryLock(t.Context(), "poll")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		w, err := cl.Lock(t.Context(), "poll")
+		if err == nil {
+			w.Unlock(t.Context())
+		}
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	l.Unlock(t.Context())
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("waiter without subscriptions: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("waiter without subscriptions never got the lock")
+	}
+}
