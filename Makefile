@@ -3,7 +3,7 @@ GO ?= go
 SHELL := /bin/bash
 PKGS := ./...
 
-.PHONY: test check redis bench cover
+.PHONY: test check redis bench bench-go cover
 
 ## test: install redis-server if needed, check formatting and vet, run every test with -race
 test: redis check
@@ -14,14 +14,21 @@ check:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
+	cd bench && $(GO) vet ./...
 
 ## redis: make sure redis-server is installed (apt-get on Debian as root)
 redis:
 	@bash testdata/ensure-redis.sh
 
-## bench: TryLock+Unlock on 1, 3, 5 nodes and 5 with one frozen; 5 runs for medians
+## bench: quorumlock, redsync v4 and the raw floor side by side on five local nodes (BENCH_ROUNDS, default 5);
+## writes bench/RESULTS.md and bench/latency.png
 bench: redis
+	cd bench && $(GO) run . -rounds $${BENCH_ROUNDS:-5}
+
+## bench-go: the Go benchmarks (ns, allocs and bytes per op), 5 runs each
+bench-go: redis
 	$(GO) test -run '^$$' -bench LockUnlock -benchtime 3000x -count 5 ./redlock/
+	cd bench && $(GO) test -run '^$$' -bench LockUnlock -benchtime 3000x -count 5 .
 
 cover: redis
 	$(GO) test -count=1 -coverprofile=cover.out $(PKGS) && $(GO) tool cover -func=cover.out | tail -1

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/hashicorp/go-multierror"
 
@@ -25,6 +24,7 @@ type Client struct {
 	pools     []pool.Pool
 	nodes     []*pipe.Node // one pipelined connection per node
 	wait      *waiters     // wakes Lock callers on release
+	line      queue        // orders this client's waiters per name
 	cfg       config
 	clock     clock.Clock
 	closeOnce sync.Once
@@ -131,27 +131,68 @@ func (c *Client) Lock(ctx context.Context, name string, opts ...Option) (*Lock, 
 	if err != nil {
 		return nil, err
 	}
-	var wake <-chan struct{}
+	var (
+		qe   *QuorumError                  // the last attempt's failure
+		wake <-chan struct{}               // releases of name, once waiting for them
+		turn = func() bool { return true } // whether this waiter may attempt now
+	)
 	for attempt := 1; ; attempt++ {
-		l, err := c.attempt(ctx, name, &cfg)
-		if err == nil {
-			return l, nil
-		}
-		var qe *QuorumError
-		if !errors.As(err, &qe) {
-			return nil, err
+		if turn() {
+			l, err := c.attempt(ctx, name, &cfg)
+			if err == nil {
+				return l, nil
+			}
+			var last *QuorumError
+			if !errors.As(err, &last) {
+				return nil, err
+			}
+			qe = last.after(qe)
 		}
 		qe.Attempts = attempt
 		if attempt >= cfg.tries || qe.ctxErr != nil {
 			return nil, qe
 		}
-		if wake == nil && qe.Refused > 0 { // held elsewhere: wait for its release
+		if wake == nil && qe.Refused > 0 { // held elsewhere: wait for its release, in line
 			ch, stop := c.wait.wait(name)
 			defer stop()
-			wake = ch
+			t := c.line.join(name, ch)
+			defer c.line.leave(name, t)
+			wake, turn = ch, func() bool { return c.line.head(name, t) }
 		}
-		if err := c.pause(ctx, cfg.retryDelay(attempt), wake); err != nil {
-			qe.ctxErr = err
+		if l, err := c.pauseFor(ctx, name, &cfg, attempt, wake, turn, qe); l != nil || err != nil {
+			return l, err
+		}
+	}
+}
+
+// pauseFor waits out the pause after attempt. A release wakes it for an
+// extra attempt (when it is this waiter's turn), which does not count
+// against WithTries: only the pauses do, so Lock gives up after about as
+// long as it would polling alone. It returns the lock, or the error when
+// ctx ended, or neither when the pause ran out.
+func (c *Client) pauseFor(ctx context.Context, name string, cfg *config, attempt int, wake <-chan struct{}, turn func() bool, qe *QuorumError) (*Lock, error) {
+	timeout := make(chan struct{})
+	t := c.clock.AfterFunc(cfg.retryDelay(attempt), func() { close(timeout) })
+	defer t.Stop()
+	for {
+		select {
+		case <-timeout:
+			return nil, nil
+		case <-wake:
+			if !turn() {
+				continue
+			}
+			l, err := c.attempt(ctx, name, cfg)
+			if err == nil {
+				return l, nil
+			}
+			var last *QuorumError
+			if errors.As(err, &last) {
+				*qe = *last.after(qe)
+				qe.Attempts = attempt
+			}
+		case <-ctx.Done():
+			qe.ctxErr = ctx.Err()
 			return nil, qe
 		}
 	}
@@ -162,14 +203,13 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config) (*Lock, 
 	if err := ctx.Err(); err != nil {
 		return nil, newQuorumError("lock", name, quorum.NewTally(len(c.nodes)), ErrNotAcquired, err, nil)
 	}
-	value := rand.Text() // A1: 128 random bits, new for every attempt
-	key := LockKey(name)
-	fence := "0"
+	// A1: 128 random bits, new for every attempt. The key and value are
+	// boxed once: one argument list serves every node, and the release.
+	var key, value any = LockKey(name), rand.Text()
+	args := []any{acquireHash, 2, key, key, value, cfg.ttl.Milliseconds(), "0"}
 	if cfg.fencing {
-		fence = "1"
+		args[3], args[6] = CounterKey(name), "1"
 	}
-	// One argument list serves every node.
-	args := []any{acquireHash, 2, key, CounterKey(name), value, cfg.ttl.Milliseconds(), fence}
 	// A2: T1 is read right before the requests are queued for writing;
 	// the connections are already open, and no back-off follows.
 	t1 := c.clock.Now()
@@ -179,21 +219,21 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config) (*Lock, 
 	var token uint64
 	var fenceErrs *multierror.Error
 	if ok && cfg.fencing {
-		token, ok, fenceErrs = c.fence(ctx, name, value, cfg.nodeTimeout, r)
+		token, ok, fenceErrs = c.fence(ctx, name, key, value, cfg.nodeTimeout, r)
 	}
 	// A7: Q grants (and Q nodes holding the token, F3), and validity left
 	// when the last reply used arrived.
 	until := t1.Add(cfg.ttl - driftAllowance(cfg.ttl, cfg.driftFactor))
 	expired := !c.clock.Now().Before(until)
 	if ok && !expired {
-		return newLock(c, name, value, token, cfg, t1, until), nil
+		return newLock(c, name, key, value, token, cfg, t1, until), nil
 	}
 	// A8: a failed attempt releases its value everywhere it may have been
 	// applied: grants, errors, timeouts and nodes still silent (A4). A
 	// definite refusal wrote nothing. Each release is queued behind the
 	// acquisition on that node's connection, so it runs after it, and
 	// nobody waits for it.
-	release := []any{releaseHash, 1, key, value, ""}
+	release := []any{releaseHash, 1, key, value, "0"}
 	for i, s := range r.slots {
 		if s.res != quorum.Refused {
 			c.nodes[i].Do(pipe.Request{Cmd: "EVALSHA", Args: release, Timeout: cfg.nodeTimeout})
@@ -206,23 +246,4 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config) (*Lock, 
 	qe.Expired = ok && expired
 	qe.Fencing = r.ok() && !ok && !expired
 	return nil, qe
-}
-
-// pause waits d on the client's clock, or until wake receives (a release of
-// the lock waited for), or until ctx ends.
-func (c *Client) pause(ctx context.Context, d time.Duration, wake <-chan struct{}) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	done := make(chan struct{})
-	t := c.clock.AfterFunc(d, func() { close(done) })
-	defer t.Stop()
-	select {
-	case <-done:
-		return nil
-	case <-wake:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

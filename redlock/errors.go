@@ -97,6 +97,19 @@ func newQuorumError(op, name string, t quorum.Tally, sentinel, ctxErr error, nod
 	}
 }
 
+// after returns the error to report for this attempt, following prev: an
+// attempt that the caller's context cut short before any node answered
+// says nothing about the lock, so prev's counts stand, with the context's
+// error.
+func (e *QuorumError) after(prev *QuorumError) *QuorumError {
+	if prev == nil || e.ctxErr == nil || e.Granted+e.Refused+e.Failed > 0 {
+		return e
+	}
+	merged := *prev
+	merged.ctxErr = e.ctxErr
+	return &merged
+}
+
 // Reason says in a few words why the round failed.
 func (e *QuorumError) Reason() string {
 	switch {

@@ -17,7 +17,7 @@ import (
 // nodes that are behind, only where our key is still there (F3). It returns
 // t, whether Q nodes are known to hold C >= t while holding our key, and the
 // failures of Phase B.
-func (c *Client) fence(ctx context.Context, name, value string, tau time.Duration, a *round) (uint64, bool, *multierror.Error) {
+func (c *Client) fence(ctx context.Context, name string, key, value any, tau time.Duration, a *round) (uint64, bool, *multierror.Error) {
 	var t int64
 	for _, s := range a.slots {
 		if s.res == quorum.Granted {
@@ -45,7 +45,7 @@ func (c *Client) fence(ctx context.Context, name, value string, tau time.Duratio
 	if need > len(behind) {
 		return uint64(t), false, nil
 	}
-	args := []any{fenceHash, 2, LockKey(name), CounterKey(name), value, strconv.FormatInt(t, 10)}
+	args := []any{fenceHash, 2, key, CounterKey(name), value, strconv.FormatInt(t, 10)}
 	b := c.run(ctx, behind, need, tau, args)
 	return uint64(t), b.ok(), b.errors()
 }

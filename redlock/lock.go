@@ -16,33 +16,34 @@ import (
 // writes its own random value. A Lock is safe for concurrent use.
 type Lock struct {
 	c           *Client
-	name, key   string
-	value       string
+	name        string
+	key, value  any // boxed once, shared by every request
 	token       uint64
 	ttl         time.Duration
 	nodeTimeout time.Duration
 	driftFactor float64
 	acquired    time.Time
-	done        chan struct{}
 
 	mu       sync.Mutex
-	until    time.Time   // local deadline, monotonic (H1)
-	held     bool        // false once Unlock was called
-	err      error       // why done is closed; nil while it is open
-	endCause error       // why the lock will end at until (max hold), or nil
-	expiry   clock.Timer // closes done at until (H2)
+	until    time.Time     // local deadline, monotonic (H1)
+	held     bool          // false once Unlock was called
+	err      error         // why the lock ended; nil while held
+	endCause error         // why the lock will end at until (max hold), or nil
+	done     chan struct{} // made on first Done (or by auto-extension)
+	expiry   clock.Timer   // closes done at until (H2), while done exists
 }
 
-func newLock(c *Client, name, value string, token uint64, cfg *config, acquired, until time.Time) *Lock {
+// errUnlocked is Err after Unlock.
+var errUnlocked = fmt.Errorf("%w: released by Unlock", ErrNotHeld)
+
+func newLock(c *Client, name string, key, value any, token uint64, cfg *config, acquired, until time.Time) *Lock {
 	l := &Lock{
-		c: c, name: name, key: LockKey(name), value: value, token: token,
+		c: c, name: name, key: key, value: value, token: token,
 		ttl: cfg.ttl, nodeTimeout: cfg.nodeTimeout, driftFactor: cfg.driftFactor,
-		acquired: acquired, done: make(chan struct{}), until: until, held: true,
+		acquired: acquired, until: until, held: true,
 	}
-	l.mu.Lock()
-	l.armLocked()
-	l.mu.Unlock()
 	if cfg.autoExtend {
+		l.Done() // the extender watches it
 		go l.autoExtend(cfg.maxHold)
 	}
 	return l
@@ -71,18 +72,40 @@ func (l *Lock) Until() time.Time {
 // assume it holds the lock (ALGORITHM.md H2): at Until() unless extended in
 // time, on Unlock, when auto-extension gives up, or when an Extend learns
 // that a quorum no longer holds the key. Err then says why.
-func (l *Lock) Done() <-chan struct{} { return l.done }
+//
+// The channel and its timer are made on the first call, so a lock nobody
+// watches costs neither.
+func (l *Lock) Done() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done == nil {
+		l.expireLocked() // past the deadline already: made closed
+		l.done = make(chan struct{})
+		if l.err != nil {
+			close(l.done)
+		} else {
+			l.armLocked()
+		}
+	}
+	return l.done
+}
 
-// Err returns nil while Done is open; then an error wrapping ErrLockLost
-// when the lock ran out or could not be kept, or ErrNotHeld after Unlock.
+// Err returns nil while the lock is held; then an error wrapping
+// ErrLockLost when the lock ran out or could not be kept, or ErrNotHeld
+// after Unlock.
 func (l *Lock) Err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.expireLocked()
 	return l.err
 }
 
-// armLocked schedules the loss signal at until (H2); l.mu is held.
+// armLocked schedules the loss signal at until (H2), if anyone watches Done;
+// l.mu is held.
 func (l *Lock) armLocked() {
+	if l.done == nil {
+		return
+	}
 	if l.expiry != nil {
 		l.expiry.Stop()
 	}
@@ -94,6 +117,11 @@ func (l *Lock) armLocked() {
 func (l *Lock) checkExpiry() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.expireLocked()
+}
+
+// expireLocked ends the lock if its deadline has passed; l.mu is held.
+func (l *Lock) expireLocked() {
 	if l.err != nil || l.c.clock.Now().Before(l.until) {
 		return
 	}
@@ -114,8 +142,12 @@ func (l *Lock) endLocked(cause error) {
 		l.until = now
 	}
 	l.err = cause
-	l.expiry.Stop()
-	close(l.done)
+	if l.expiry != nil {
+		l.expiry.Stop()
+	}
+	if l.done != nil {
+		close(l.done)
+	}
 }
 
 // lose ends the lock with cause, if it has not ended yet.
@@ -139,7 +171,7 @@ func (l *Lock) Unlock(ctx context.Context) error {
 	l.held = false
 	expired := !l.c.clock.Now().Before(l.until)
 	lost := l.err
-	l.endLocked(fmt.Errorf("%w: lock %q was released by Unlock", ErrNotHeld, l.name))
+	l.endLocked(errUnlocked)
 	l.mu.Unlock()
 	if !held {
 		return fmt.Errorf("%w: lock %q was already released by this handle", ErrNotHeld, l.name)
@@ -160,7 +192,7 @@ func (l *Lock) Unlock(ctx context.Context) error {
 // decided. On each node it runs after the acquisition: one connection per
 // node keeps the order of requests.
 func (l *Lock) release(ctx context.Context) *round {
-	return l.c.run(ctx, nil, 0, l.nodeTimeout, []any{releaseHash, 1, l.key, l.value, l.key + releasedSuffix})
+	return l.c.run(ctx, nil, 0, l.nodeTimeout, []any{releaseHash, 1, l.key, l.value, "1"})
 }
 
 // Extend sets the lock's TTL to ttl on the nodes where it still holds this

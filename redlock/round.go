@@ -90,8 +90,8 @@ func (c *Client) run(ctx context.Context, nodes []int, need int, tau time.Durati
 	}
 	// A backstop: the nodes fail their requests at the deadline
 	// themselves; this bounds the wait even if a writer is stuck.
-	t := time.NewTimer(time.Until(deadline) + 5*time.Millisecond)
-	defer t.Stop()
+	t := getTimer(time.Until(deadline) + 5*time.Millisecond)
+	defer putTimer(t)
 	select {
 	case <-r.done:
 	case <-t.C:
@@ -100,6 +100,22 @@ func (c *Client) run(ctx context.Context, nodes []int, need int, tau time.Durati
 		r.finish(ctx.Err())
 	}
 	return r
+}
+
+// timers recycles the rounds' backstop timers: one per round otherwise.
+var timers sync.Pool
+
+func getTimer(d time.Duration) *time.Timer {
+	if t, ok := timers.Get().(*time.Timer); ok {
+		t.Reset(d) // Go 1.23+: a stopped timer's channel is drained by Stop
+		return t
+	}
+	return time.NewTimer(d)
+}
+
+func putTimer(t *time.Timer) {
+	t.Stop()
+	timers.Put(t)
 }
 
 // finish decides the round now: the nodes that have not answered count as

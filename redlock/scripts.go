@@ -33,7 +33,8 @@ var (
 )
 
 // releasedSuffix names the channel a release publishes on: LockKey(name) +
-// releasedSuffix. Waiters in Lock subscribe to it to retry at once.
+// releasedSuffix (release.lua builds the same name). Waiters in Lock
+// subscribe to it to retry at once.
 const releasedSuffix = ":released"
 
 // KeyPrefix starts every key the library writes.

@@ -33,7 +33,7 @@ func newWaiters(pools []pool.Pool) *waiters {
 
 // wait returns a channel that receives when name may have been released,
 // and the function that stops waiting.
-func (w *waiters) wait(name string) (<-chan struct{}, func()) {
+func (w *waiters) wait(name string) (chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
 	channel := LockKey(name) + releasedSuffix
 	for _, s := range w.subs {

@@ -27,6 +27,14 @@ var (
 	ErrNoScript = errors.New("script not loaded on the node")
 )
 
+// stats counts, over all nodes, the flushes written and the requests they
+// carried: requests per flush is how well concurrent callers are batched.
+var stats struct{ flushes, requests atomic.Int64 }
+
+// Stats returns the flushes written and the requests sent, over all nodes
+// of the process, since it started.
+func Stats() (flushes, requests int64) { return stats.flushes.Load(), stats.requests.Load() }
+
 // Handler receives the reply to a request: v is the reply, or err the
 // failure (a Redis error reply, ErrTimeout, a network error). It is called
 // exactly once per request, from a Node goroutine, and must not block.
@@ -48,7 +56,7 @@ type Request struct {
 	Node    int     // passed back to H
 }
 
-func (r *Request) reply(v any, err error) {
+func (r Request) reply(v any, err error) {
 	if r.H != nil {
 		r.H.Reply(r.Node, v, err)
 	}
@@ -59,11 +67,13 @@ type Node struct {
 	p       pool.Pool
 	scripts []string // sources, loaded on every new connection
 
-	mu     sync.Mutex
-	queue  []Request
-	closed bool
-	wake   chan struct{}
-	exited chan struct{}
+	mu      sync.Mutex
+	queue   []Request
+	writing bool  // the write token: its holder alone touches cur and writes
+	cur     *conn // the current connection; nil before the first, or after a failed dial
+	closed  bool
+	wake    chan struct{}
+	exited  chan struct{}
 }
 
 // NewNode starts the writer of node p. The scripts (their sources) are
@@ -78,8 +88,12 @@ func NewNode(p pool.Pool, scripts ...string) *Node {
 // Addr returns the node's address.
 func (n *Node) Addr() string { return n.p.Addr() }
 
-// Do enqueues r; it never blocks. r's handler is called once its reply is
-// in, or it failed.
+// Do sends r; r's handler is called once its reply is in, or it failed.
+// When the connection is up and nobody is writing, the caller writes r
+// itself (one small write, no goroutine handoff: the latency of a lone
+// caller); otherwise r is queued for the writer goroutine, which batches
+// everything queued into one write and does any dialing, so a caller never
+// waits for a dial or for other callers' writes.
 func (n *Node) Do(r Request) {
 	n.mu.Lock()
 	if n.closed {
@@ -87,11 +101,35 @@ func (n *Node) Do(r Request) {
 		r.reply(nil, ErrClosed)
 		return
 	}
+	if !n.writing && len(n.queue) == 0 && n.cur != nil && !n.cur.dead.Load() && !n.cur.reload.Load() {
+		n.writing = true
+		n.mu.Unlock()
+		one := [1]Request{r}
+		n.putToken(n.send(n.cur, one[:]))
+		return
+	}
 	n.queue = append(n.queue, r)
 	n.mu.Unlock()
+	n.kick()
+}
+
+func (n *Node) kick() {
 	select {
 	case n.wake <- struct{}{}:
 	default:
+	}
+}
+
+// putToken records the connection to use next and gives the write token
+// back, waking the writer if requests were queued meanwhile.
+func (n *Node) putToken(cur *conn) {
+	n.mu.Lock()
+	n.cur = cur
+	n.writing = false
+	queued := len(n.queue) > 0 || n.closed
+	n.mu.Unlock()
+	if queued {
+		n.kick()
 	}
 }
 
@@ -110,44 +148,103 @@ func (n *Node) Close() {
 
 // conn is one connection and its reader.
 type conn struct {
-	c        redis.Conn
-	inflight chan Request // in write order; closed when the writer leaves it
-	dead     atomic.Bool
-	reload   atomic.Bool // a NOSCRIPT was seen: load the scripts again
-	done     chan struct{}
+	c      redis.Conn
+	dead   atomic.Bool
+	reload atomic.Bool // a NOSCRIPT was seen: load the scripts again
+	done   chan struct{}
+
+	// inflight holds the requests written, in write order, for the
+	// reader; it grows as needed (an extension wave of many locks).
+	mu       sync.Mutex
+	inflight []Request
+	head     int
+	left     bool // the writer has left this connection
+	signal   chan struct{}
 }
 
-const inflightCap = 1 << 14
+func (c *conn) push(r Request) {
+	c.mu.Lock()
+	c.inflight = append(c.inflight, r)
+	c.mu.Unlock()
+	select {
+	case c.signal <- struct{}{}:
+	default:
+	}
+}
+
+// leave tells the reader that nothing more will be written here.
+func (c *conn) leave() {
+	c.mu.Lock()
+	c.left = true
+	c.mu.Unlock()
+	select {
+	case c.signal <- struct{}{}:
+	default:
+	}
+}
+
+// pop returns the oldest request written, waiting for one; false once the
+// writer has left and all were handed out.
+func (c *conn) pop() (Request, bool) {
+	for {
+		c.mu.Lock()
+		if c.head < len(c.inflight) {
+			r := c.inflight[c.head]
+			c.inflight[c.head] = Request{}
+			c.head++
+			if c.head == len(c.inflight) {
+				c.inflight, c.head = c.inflight[:0], 0
+			}
+			c.mu.Unlock()
+			return r, true
+		}
+		left := c.left
+		c.mu.Unlock()
+		if left {
+			return Request{}, false
+		}
+		<-c.signal
+	}
+}
 
 func (n *Node) writer() {
 	defer close(n.exited)
-	var cur *conn
 	var batch []Request
-	defer func() {
-		if cur != nil {
-			close(cur.inflight)
-			<-cur.done
-		}
-	}()
 	for {
 		<-n.wake
 		for {
 			n.mu.Lock()
-			batch, n.queue = n.queue, batch[:0]
-			closed := n.closed
-			n.mu.Unlock()
-			if len(batch) == 0 {
-				if closed {
-					return
-				}
+			if n.writing { // a caller holds the token; it kicks us when done
+				n.mu.Unlock()
 				break
 			}
+			batch, n.queue = n.queue, batch[:0]
+			closed := n.closed
+			n.writing = len(batch) > 0 && !closed
+			n.mu.Unlock()
 			if closed {
 				fail(batch, ErrClosed)
+				n.mu.Lock()
+				drained := len(n.queue) == 0 && !n.writing
+				n.mu.Unlock()
+				if drained {
+					if n.cur != nil {
+						n.cur.leave()
+						<-n.cur.done
+					}
+					return
+				}
 				continue
 			}
-			cur = n.send(cur, batch)
+			if len(batch) == 0 {
+				break
+			}
+			cur := n.send(n.cur, batch)
 			clear(batch) // drop references to handlers and args
+			n.mu.Lock()
+			n.cur = cur
+			n.writing = false
+			n.mu.Unlock()
 		}
 	}
 }
@@ -175,7 +272,7 @@ func (n *Node) send(cur *conn, batch []Request) *conn {
 		return cur
 	}
 	if cur != nil && cur.dead.Load() {
-		close(cur.inflight) // its reader fails what is left, then exits
+		cur.leave() // its reader fails what is left, then exits
 		cur = nil
 	}
 	if cur == nil {
@@ -195,17 +292,13 @@ func (n *Node) send(cur *conn, batch []Request) *conn {
 			fail(live[i:], err)
 			return cur
 		}
-		select {
-		case cur.inflight <- r:
-		default: // the reader is that far behind: the node is not answering
-			cur.kill()
-			fail(live[i:], ErrTimeout)
-			return cur
-		}
+		cur.push(r)
 	}
 	if err := cur.c.Flush(); err != nil {
 		cur.kill() // the reader fails what was sent
 	}
+	stats.flushes.Add(1)
+	stats.requests.Add(int64(len(live)))
 	return cur
 }
 
@@ -218,7 +311,7 @@ func (n *Node) connect(deadline time.Time) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{c: rc, inflight: make(chan Request, inflightCap), done: make(chan struct{})}
+	c := &conn{c: rc, signal: make(chan struct{}, 1), done: make(chan struct{})}
 	go c.reader()
 	n.loadScripts(c, deadline)
 	return c, nil
@@ -233,7 +326,7 @@ func (n *Node) loadScripts(c *conn, deadline time.Time) {
 			c.kill()
 			return
 		}
-		c.inflight <- r
+		c.push(r)
 	}
 }
 
@@ -251,7 +344,11 @@ func (c *conn) reader() {
 	defer c.c.Close()
 	defer c.kill()
 	var cause error
-	for r := range c.inflight {
+	for {
+		r, ok := c.pop()
+		if !ok {
+			return
+		}
 		if c.dead.Load() {
 			if cause == nil {
 				cause = ErrTimeout

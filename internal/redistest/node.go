@@ -88,13 +88,30 @@ func serverArgs(port int, dir string, cfg config) []string {
 
 // freePort asks the kernel for an unused loopback port. It is only a hint:
 // the port is free again once closed, hence the retries in startNode.
+// handedOut holds the ports given to nodes of this process: the kernel may
+// offer a port again once its probe listener is closed, before the node
+// that got it has bound it.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("redistest: find free port: %w", err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, fmt.Errorf("redistest: find free port: %w", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("redistest: no free port found")
 }
 
 // launch starts the process and waits for PING. The caller holds n.mu or
@@ -135,9 +152,14 @@ func (n *Node) waitReady() error {
 				n.addr, n.cmd.ProcessState, n.logTail())
 		default:
 		}
-		reply, err := n.do(200*time.Millisecond, "PING")
-		if err == nil && reply == "PONG" {
-			return nil
+		// The answer must come from our own process: another server on
+		// the port (ours failed to bind) would answer PING too.
+		reply, err := n.do(200*time.Millisecond, "INFO", "server")
+		if info, ok := reply.([]byte); err == nil && ok {
+			if strings.Contains(string(info), fmt.Sprintf("process_id:%d\r\n", n.cmd.Process.Pid)) {
+				return nil
+			}
+			err = fmt.Errorf("another process answers on %s", n.addr)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("redistest: redis-server on %s did not answer PING within %v: %v%s",
