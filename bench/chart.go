@@ -63,14 +63,14 @@ func panel(img *image.RGBA, box image.Rectangle, title string, data map[string][
 		vline(img, x, box.Min.Y, box.Max.Y, grid)
 		text(img, x-12, box.Max.Y+16, fmt.Sprintf("%gms", t), black)
 	}
-	for _, f := range []float64{0, 0.5, 0.9, 0.99, 1} {
+	for _, f := range []float64{0, 0.25, 0.5, 0.75, 0.9, 1} {
 		y := yOf(f)
 		hline(img, box.Min.X, box.Max.X, y, grid)
 		text(img, box.Min.X-44, y+4, fmt.Sprintf("p%g", f*100), black)
 	}
 	hline(img, box.Min.X, box.Max.X, box.Max.Y, black)
 	vline(img, box.Min.X, box.Min.Y, box.Max.Y, black)
-	text(img, box.Min.X, box.Min.Y-8, title, black)
+	text(img, box.Min.X+8, box.Min.Y+16, title, black)
 	for _, lib := range []string{fl, rs, q} {
 		ds := slices.Clone(data[lib])
 		if len(ds) == 0 {

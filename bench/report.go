@@ -124,7 +124,7 @@ func (r *results) report(rounds int, quick bool) string {
 	w("| 16 workers: longest wait of any waiter (ms) | %.0f | %.0f | | | | |\n", median(cs(q).longest), median(cs(rs).longest))
 	w("| 16 workers: Lock calls that gave up | %d | %d | | | | |\n", cs(q).failures, cs(rs).failures)
 	m := r.mem
-	w("\nMemory: a client holding %d locks with auto-extension (TTL 3s, extended about every second): **%.0f bytes per held lock** (heap and goroutine stacks, after GC), %d goroutines (one extender per lock); while held, %d extension requests were written at **%.1f requests per write** (concurrent extensions batched per node by the pipeline); %d locks lost.\n",
+	w("\nMemory: a client holding %d locks with auto-extension (TTL 3s, extended about every second): **%.0f bytes per held lock** (heap and goroutine stacks, after GC), %d goroutines more than before (one scheduler per client, no goroutine per lock); while held, %d extension requests were written at **%.1f requests per write** (concurrent extensions batched per node by the pipeline); %d locks lost.\n",
 		m.locks, m.bytesPerLock, m.goroutines, m.extended, m.requestsPerWrite, m.lost)
 	w("\n![latency distribution](latency.png)\n")
 	return b.String()

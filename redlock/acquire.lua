@@ -1,4 +1,5 @@
--- acquire: take the lock on this node if it is free (ALGORITHM.md F1).
+-- acquire: take the lock on this node if it is free, and count it (ALGORITHM.md F1).
+-- Used with fencing; without it, a plain SET NX PX GET does the same job.
 -- KEYS[1] lock key L, KEYS[2] fencing counter key C (same hash slot)
 -- ARGV[1] value v (random, unique per attempt), ARGV[2] TTL in ms,
 -- ARGV[3] "1" to fence: INCR C on success and return it.

@@ -22,9 +22,11 @@ import (
 // call.
 type Client struct {
 	pools     []pool.Pool
-	nodes     []*pipe.Node // one pipelined connection per node
-	wait      *waiters     // wakes Lock callers on release
-	line      queue        // orders this client's waiters per name
+	nodes     []*pipe.Node  // one pipelined connection per node
+	wait      *waiters      // wakes Lock callers on release
+	line      queue         // orders this client's waiters per name
+	ext       extensions    // auto-extension of held locks
+	closing   chan struct{} // closed when Close starts
 	cfg       config
 	clock     clock.Clock
 	closeOnce sync.Once
@@ -61,7 +63,8 @@ func New(pools []pool.Pool, opts ...Option) (*Client, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	c := &Client{pools: slices.Clone(pools), cfg: cfg, clock: clock.Real}
+	c := &Client{pools: slices.Clone(pools), cfg: cfg, clock: clock.Real, closing: make(chan struct{})}
+	c.ext.c = c
 	c.wait = newWaiters(pools)
 	c.nodes = make([]*pipe.Node, len(pools))
 	for i, p := range pools {
@@ -75,6 +78,8 @@ func New(pools []pool.Pool, opts ...Option) (*Client, error) {
 // Calls after Close fail with errors wrapping ErrClosed.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
+		close(c.closing)
+		c.ext.close()
 		c.wait.close()
 		for _, n := range c.nodes {
 			n.Close()
@@ -206,14 +211,17 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config) (*Lock, 
 	// A1: 128 random bits, new for every attempt. The key and value are
 	// boxed once: one argument list serves every node, and the release.
 	var key, value any = LockKey(name), rand.Text()
-	args := []any{acquireHash, 2, key, key, value, cfg.ttl.Milliseconds(), "0"}
+	// Without fencing, SET NX PX GET (Redis 7) is the whole acquisition,
+	// with no script to run: nil grants, a value refuses, and a key of
+	// another type answers WRONGTYPE. Fencing needs the script's INCR (F1).
+	cmd, args := "SET", []any{key, value, "NX", "PX", cfg.ttl.Milliseconds(), "GET"}
 	if cfg.fencing {
-		args[3], args[6] = CounterKey(name), "1"
+		cmd, args = "EVALSHA", []any{acquireHash, 2, key, CounterKey(name), value, cfg.ttl.Milliseconds(), "1"}
 	}
 	// A2: T1 is read right before the requests are queued for writing;
 	// the connections are already open, and no back-off follows.
 	t1 := c.clock.Now()
-	r := c.run(ctx, nil, 0, cfg.nodeTimeout, args)
+	r := c.run(ctx, nil, 0, cfg.nodeTimeout, cmd, args)
 
 	ok := r.ok()
 	var token uint64

@@ -4,7 +4,8 @@
 //
 // # The algorithm
 //
-// TryLock writes a fresh random value with SET NX PX to all N nodes in
+// TryLock writes a fresh random value with SET NX PX (Redis 7: with GET, so
+// that a key of another type is an error, not a refusal) to all N nodes in
 // parallel, each request bounded by the node timeout tau. The lock is held
 // when Q = N/2+1 nodes granted it and time is left: the holder may assume it
 // holds the lock until Until() = T1 + TTL - D, where T1 is when the first
@@ -26,6 +27,16 @@
 // connection; a node that misses it has its connection closed and replaced,
 // so a frozen node holds back nothing. Close the Client before its pools.
 //
+// # Waiting
+//
+// Lock retries after a jittered pause, but it does not wait the pause out
+// while the lock is held elsewhere: Unlock's script publishes on a channel
+// per name, and the client subscribes (one connection per node, shared)
+// while someone waits, so the first of its waiters for that name tries again
+// at once. The client's waiters for one name take turns, first come first
+// served, so they never split a quorum among themselves. Polling stays as the
+// fallback: a lost message costs at most one pause.
+//
 // # Holding
 //
 // A Lock's Done channel closes when the holder may no longer assume it holds
@@ -33,7 +44,9 @@
 // (WithAutoExtend) gives up, or when the nodes say the key is gone (H2). Do
 // runs a function under the lock with auto-extension and cancels its
 // context, with ErrLockLost as the cause, at that moment. WithMaxHold caps
-// how long auto-extension may keep a lock.
+// how long auto-extension may keep a lock. One scheduler per client extends
+// every auto-extended lock when due: a held lock costs memory, not a
+// goroutine, and extensions due together share each node's writes.
 //
 // # Fencing
 //

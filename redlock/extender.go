@@ -1,46 +1,155 @@
 package redlock
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 )
 
-// autoExtend keeps the lock alive (WithAutoExtend): it extends about every
-// TTL/3 until the lock ends. An extension that fails is retried while one
-// can still finish before Until(); when none can, the lock is given up
-// (E4): invalidated locally first, Done closed with ErrLockLost (H2), then
-// released on the nodes. With maxHold > 0 it stops extending once the lock
-// has been held that long, and the lock ends at its Until().
-func (l *Lock) autoExtend(maxHold time.Duration) {
-	c := l.c
+// extensions keeps a client's auto-extended locks alive (WithAutoExtend):
+// one goroutine per client sleeps until the next lock is due, about every
+// TTL/3 per lock, and each due lock is extended by a goroutine that lives
+// only for that extension. Extensions due together share each node's
+// writes (the pipeline batches them), and a held lock costs a heap entry,
+// not a goroutine.
+type extensions struct {
+	c       *Client
+	mu      sync.Mutex
+	due     dueHeap
+	started bool
+	closed  bool
+	wake    chan struct{}
+	done    chan struct{}
+	running sync.WaitGroup
+}
+
+type dueLock struct {
+	at time.Time
+	l  *Lock
+}
+
+type dueHeap []dueLock
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)        { *h = append(*h, x.(dueLock)) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	old[len(old)-1] = dueLock{}
+	*h = old[:len(old)-1]
+	return x
+}
+
+// schedule plans l's next extension a third of its TTL from now.
+func (e *extensions) schedule(l *Lock) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return
+	}
+	if !e.started {
+		e.started = true
+		e.wake, e.done = make(chan struct{}, 1), make(chan struct{})
+		go e.loop()
+	}
+	heap.Push(&e.due, dueLock{at: e.c.clock.Now().Add(l.ttl / 3), l: l})
+	if e.due[0].l == l {
+		select {
+		case e.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (e *extensions) loop() {
+	defer close(e.done)
 	for {
-		if !l.wait(l.ttl / 3) {
-			return // ended: Unlock, or lost
-		}
-		if maxHold > 0 && c.clock.Now().Sub(l.acquired) >= maxHold {
-			l.mu.Lock()
-			l.endCause = fmt.Errorf("%w: lock %q was held for its max hold of %v", ErrLockLost, l.name, maxHold)
-			held := l.held
-			l.mu.Unlock()
-			<-l.done // checkExpiry closes it at Until() with endCause, or Unlock does
-			if held {
-				l.release(context.Background())
-			}
+		e.mu.Lock()
+		if e.closed {
+			e.mu.Unlock()
 			return
 		}
-		if err := l.extendWithRetries(); err != nil {
-			l.giveUp(err)
-			return
+		now := e.c.clock.Now()
+		var ready []*Lock
+		for len(e.due) > 0 && !e.due[0].at.After(now) {
+			ready = append(ready, heap.Pop(&e.due).(dueLock).l)
 		}
+		wait := time.Hour
+		if len(e.due) > 0 {
+			wait = e.due[0].at.Sub(now)
+		}
+		e.running.Add(len(ready))
+		e.mu.Unlock()
+		for _, l := range ready {
+			go func() {
+				defer e.running.Done()
+				e.extend(l)
+			}()
+		}
+		if len(ready) > 0 {
+			continue
+		}
+		tick := make(chan struct{})
+		t := e.c.clock.AfterFunc(wait, func() { close(tick) })
+		select {
+		case <-tick:
+		case <-e.wake:
+		}
+		t.Stop()
+	}
+}
+
+// close stops the scheduling and waits for the extensions in progress;
+// they stop at their next pause, as the client is closing.
+func (e *extensions) close() {
+	e.mu.Lock()
+	e.closed = true
+	started := e.started
+	e.mu.Unlock()
+	if !started {
+		return
+	}
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+	<-e.done
+	e.running.Wait()
+}
+
+// extend is one due extension of l (E1-E4). An extension that fails is
+// retried while one can still finish before Until(); when none can, the
+// lock is given up (E4): invalidated locally first, Done closed with
+// ErrLockLost (H2), then released on the nodes. Past its max hold, l is not
+// extended: it ends at Until(), and is released then (checkExpiry).
+func (e *extensions) extend(l *Lock) {
+	if l.Err() != nil {
+		return // ended: Unlock, or lost
+	}
+	if l.maxHold > 0 && e.c.clock.Now().Sub(l.acquired) >= l.maxHold {
+		l.mu.Lock()
+		l.endCause = fmt.Errorf("%w: lock %q was held for its max hold of %v", ErrLockLost, l.name, l.maxHold)
+		l.mu.Unlock()
+		return
+	}
+	if err := l.extendWithRetries(); err != nil {
+		l.giveUp(err)
+		return
+	}
+	if l.Err() == nil {
+		e.schedule(l)
 	}
 }
 
 // extendWithRetries extends by one TTL, retrying failures that may be
 // transient while a retry can still finish before Until(). It returns nil
-// once extended, or when the lock ended meanwhile.
+// once extended, or when the lock ended or the client is closing meanwhile.
 func (l *Lock) extendWithRetries() error {
 	for {
 		err := l.Extend(context.Background(), l.ttl)
@@ -70,10 +179,13 @@ func (l *Lock) giveUp(cause error) {
 }
 
 // wait sleeps d on the client's clock; it returns false when the lock ended
-// first.
+// or the client began closing first.
 func (l *Lock) wait(d time.Duration) bool {
+	done := l.Done()
 	select {
-	case <-l.done:
+	case <-done:
+		return false
+	case <-l.c.closing:
 		return false
 	default:
 	}
@@ -86,7 +198,9 @@ func (l *Lock) wait(d time.Duration) bool {
 	select {
 	case <-tick:
 		return true
-	case <-l.done:
+	case <-done:
+		return false
+	case <-l.c.closing:
 		return false
 	}
 }

@@ -85,8 +85,12 @@ func (c *fakeConn) Receive() (any, error)          { return c.ReceiveWithTimeout
 func (c *fakeConn) Close() error                   { return nil }
 func (c *fakeConn) Err() error                     { return nil }
 
-// scriptOf tells which of our scripts an EVALSHA runs.
-func scriptOf(args []any) string {
+// scriptOf tells which of our scripts an EVALSHA runs; a SET is the
+// acquisition without fencing.
+func scriptOf(cmd string, args []any) string {
+	if cmd == "SET" {
+		return "acquire"
+	}
 	switch args[0] {
 	case acquireHash:
 		return "acquire"

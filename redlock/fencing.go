@@ -46,6 +46,6 @@ func (c *Client) fence(ctx context.Context, name string, key, value any, tau tim
 		return uint64(t), false, nil
 	}
 	args := []any{fenceHash, 2, key, CounterKey(name), value, strconv.FormatInt(t, 10)}
-	b := c.run(ctx, behind, need, tau, args)
+	b := c.run(ctx, behind, need, tau, "EVALSHA", args)
 	return uint64(t), b.ok(), b.errors()
 }

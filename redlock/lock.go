@@ -23,6 +23,7 @@ type Lock struct {
 	nodeTimeout time.Duration
 	driftFactor float64
 	acquired    time.Time
+	maxHold     time.Duration // auto-extension stops this long after acquired; 0: never
 
 	mu       sync.Mutex
 	until    time.Time     // local deadline, monotonic (H1)
@@ -40,11 +41,10 @@ func newLock(c *Client, name string, key, value any, token uint64, cfg *config, 
 	l := &Lock{
 		c: c, name: name, key: key, value: value, token: token,
 		ttl: cfg.ttl, nodeTimeout: cfg.nodeTimeout, driftFactor: cfg.driftFactor,
-		acquired: acquired, until: until, held: true,
+		acquired: acquired, maxHold: cfg.maxHold, until: until, held: true,
 	}
 	if cfg.autoExtend {
-		l.Done() // the extender watches it
-		go l.autoExtend(cfg.maxHold)
+		c.ext.schedule(l)
 	}
 	return l
 }
@@ -128,6 +128,10 @@ func (l *Lock) expireLocked() {
 	cause := l.endCause
 	if cause == nil {
 		cause = fmt.Errorf("%w: lock %q reached its deadline without an extension", ErrLockLost, l.name)
+	} else if l.held {
+		// Auto-extension stopped at the max hold: release the keys now
+		// rather than leave them to expire on the nodes' clocks.
+		go l.release(context.Background())
 	}
 	l.endLocked(cause)
 }
@@ -192,7 +196,7 @@ func (l *Lock) Unlock(ctx context.Context) error {
 // decided. On each node it runs after the acquisition: one connection per
 // node keeps the order of requests.
 func (l *Lock) release(ctx context.Context) *round {
-	return l.c.run(ctx, nil, 0, l.nodeTimeout, []any{releaseHash, 1, l.key, l.value, "1"})
+	return l.c.run(ctx, nil, 0, l.nodeTimeout, "EVALSHA", []any{releaseHash, 1, l.key, l.value, "1"})
 }
 
 // Extend sets the lock's TTL to ttl on the nodes where it still holds this
@@ -221,7 +225,7 @@ func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 		return fmt.Errorf("%w: lock %q expired at its deadline", ErrNotHeld, l.name)
 	}
 	te := c.clock.Now() // E3: read before sending
-	r := c.run(ctx, nil, 0, l.nodeTimeout, []any{extendHash, 1, l.key, l.value, ttl.Milliseconds()})
+	r := c.run(ctx, nil, 0, l.nodeTimeout, "EVALSHA", []any{extendHash, 1, l.key, l.value, ttl.Milliseconds()})
 	newUntil := te.Add(ttl - driftAllowance(ttl, l.driftFactor))
 	expired := !c.clock.Now().Before(newUntil)
 	if r.ok() && !expired {

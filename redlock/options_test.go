@@ -53,7 +53,13 @@ func TestNewRejectsBadInput(t *testing.T) {
 // anything is sent, and nothing held is touched.
 func TestCallRejectsBadInput(t *testing.T) {
 	var sent atomic.Int64
-	count := func(string, []any) (any, error) { sent.Add(1); return int64(1), nil }
+	count := func(cmd string, _ []any) (any, error) {
+		sent.Add(1)
+		if cmd == "SET" {
+			return nil, nil // granted
+		}
+		return int64(1), nil
+	}
 	c := newTestClient(t, []pool.Pool{&fakePool{"a:1", count}})
 	for _, tc := range []struct {
 		name, lock string

@@ -19,9 +19,10 @@ import (
 // from the nodes' reader goroutines, and the caller waits for done. Once
 // decided, later replies are ignored, so the slots are stable.
 type round struct {
-	c     *Client
-	nodes []int // the client's node index of each slot
-	tau   time.Duration
+	c      *Client
+	nodes  []int // the client's node index of each slot
+	tau    time.Duration
+	setGet bool // the replies are SET NX GET's: nil granted, a value refused
 
 	mu      sync.Mutex
 	tally   quorum.Tally
@@ -41,7 +42,16 @@ type slot struct {
 // kept: the fencing counter), 0 a refusal, anything else a failure (A4).
 func (r *round) Reply(i int, v any, err error) {
 	s := slot{res: quorum.Failed, err: err}
-	if err == nil {
+	if err == nil && r.setGet {
+		switch v.(type) {
+		case nil: // the key was free, and is ours now
+			s = slot{res: quorum.Granted, val: 1}
+		case []byte: // the key holds another value
+			s = slot{res: quorum.Refused}
+		default:
+			s.err = fmt.Errorf("unexpected reply %T to SET", v)
+		}
+	} else if err == nil {
 		if n, ierr := redis.Int64(v, nil); ierr != nil {
 			s.err = ierr
 		} else if n > 0 {
@@ -67,21 +77,25 @@ func (r *round) finishLocked() {
 	close(r.done)
 }
 
-// run sends script args to the nodes (nil: all) and returns once the round
-// is decided (need grants of them, 0 meaning a majority), the node timeout
-// passed, or ctx ended. Each request has the hard deadline tau (A3).
-func (c *Client) run(ctx context.Context, nodes []int, need int, tau time.Duration, args []any) *round {
+// run sends cmd args to the nodes (nil: all) and returns once the round is
+// decided (need grants of them, 0 meaning a majority), the node timeout
+// passed, or ctx ended. Each request has the hard deadline tau (A3). cmd is
+// EVALSHA (a script: a positive integer grants) or SET (NX GET).
+func (c *Client) run(ctx context.Context, nodes []int, need int, tau time.Duration, cmd string, args []any) *round {
 	n := len(c.nodes)
 	if nodes != nil {
 		n = len(nodes)
 	}
-	r := &round{c: c, nodes: nodes, tau: tau, tally: quorum.NewTally(n), slots: make([]slot, n), done: make(chan struct{})}
+	r := &round{c: c, nodes: nodes, tau: tau, setGet: cmd == "SET", tally: quorum.NewTally(n), slots: make([]slot, n), done: make(chan struct{})}
 	if need > 0 {
 		r.tally = quorum.NewTallyNeed(n, need)
 	}
 	deadline := time.Now().Add(tau)
+	// A lone caller writes each request itself when the node's connection
+	// is idle (measured faster than handing half of them to the writer
+	// goroutines); concurrent callers' requests are batched by the writers.
 	for i := range n {
-		c.nodes[r.node(i)].Do(pipe.Request{Cmd: "EVALSHA", Args: args, Deadline: deadline, H: r, Node: i})
+		c.nodes[r.node(i)].Do(pipe.Request{Cmd: cmd, Args: args, Deadline: deadline, H: r, Node: i})
 	}
 	select {
 	case <-r.done:

@@ -36,10 +36,10 @@ func fakeNodes(fc *clock.Fake, delays []time.Duration, released *sync.Map) []poo
 	for i, d := range delays {
 		addr := fmt.Sprintf("fake:%d", i)
 		pools[i] = &fakePool{addr: addr, reply: func(cmd string, args []any) (any, error) {
-			switch scriptOf(args) {
+			switch scriptOf(cmd, args) {
 			case "acquire":
 				fc.Advance(d)
-				return int64(1), nil
+				return nil, nil // SET NX GET: the key was free
 			case "release":
 				released.Store(addr, true)
 				return int64(1), nil
@@ -136,7 +136,7 @@ func TestDefaultRetryDelayIsJitteredInRange(t *testing.T) {
 // Lock makes exactly WithTries attempts, with the WithRetryDelay pauses.
 func TestLockRetriesThenReportsAttempts(t *testing.T) {
 	var attempts sync.Map
-	refuse := func(cmd string, args []any) (any, error) { return int64(0), nil }
+	refuse := func(cmd string, args []any) (any, error) { return []byte("another holder"), nil }
 	pools := []pool.Pool{&fakePool{"a:1", refuse}, &fakePool{"b:1", refuse}, &fakePool{"c:1", refuse}}
 	c := newTestClient(t, pools, WithTries(4), WithRetryDelay(func(n int) time.Duration {
 		attempts.Store(n, true)

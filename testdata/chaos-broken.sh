@@ -13,7 +13,7 @@ mutate() {
   case "$1" in
     plain-del)   printf "return redis.call('DEL', KEYS[1])\n" > redlock/release.lua ;;
     minority-Q)  sed -i 's|func Majority(n int) int { return n/2 + 1 }|func Majority(n int) int { return max(1, n/2) }|' internal/quorum/tally.go ;;
-    errors-grant) sed -i 's|Result: quorum.Failed, Err: &NodeError|Result: quorum.Granted, Value: 1, Err: \&NodeError|' redlock/node.go ;;
+    errors-grant) sed -i 's|s := slot{res: quorum.Failed, err: err}|s := slot{res: quorum.Granted, val: 1, err: err}|' redlock/round.go ;;
   esac
 }
 caught=0 missed=()
@@ -21,6 +21,10 @@ for m in plain-del minority-Q errors-grant; do
   tmp=$(mktemp -d)
   (cd "$root" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$tmp")
   (cd "$tmp" && mutate "$m")
+  if diff -rq "$root/redlock" "$tmp/redlock" >/dev/null && diff -rq "$root/internal/quorum" "$tmp/internal/quorum" >/dev/null; then
+    echo "chaos-broken: mutant $m did not apply: its pattern is stale" >&2
+    exit 1
+  fi
   echo "== mutant $m: the chaos suite runs for $dur and must fail"
   if (cd "$tmp" && CHAOS_DURATION=$dur go test -count=1 -run 'TestChaosProcessTier$' ./internal/chaos/ >"$tmp/out" 2>&1); then
     missed+=("$m")
