@@ -154,7 +154,7 @@ func (c *Client) Lock(ctx context.Context, name string, opts ...Option) (*Lock, 
 			qe = last.after(qe)
 		}
 		qe.Attempts = attempt
-		if attempt >= cfg.tries || qe.ctxErr != nil {
+		if attempt >= cfg.tries || qe.ctxErr != nil || errors.Is(qe, ErrClosed) {
 			return nil, qe
 		}
 		if wake == nil && qe.Refused > 0 { // held elsewhere: wait for its release, in line
@@ -226,8 +226,9 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config) (*Lock, 
 	ok := r.ok()
 	var token uint64
 	var fenceErrs *multierror.Error
+	var fenceCtxErr error
 	if ok && cfg.fencing {
-		token, ok, fenceErrs = c.fence(ctx, name, key, value, cfg.nodeTimeout, r)
+		token, ok, fenceErrs, fenceCtxErr = c.fence(ctx, name, key, value, cfg.nodeTimeout, r)
 	}
 	// A7: Q grants (and Q nodes holding the token, F3), and validity left
 	// when the last reply used arrived.
@@ -251,7 +252,10 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config) (*Lock, 
 	if fenceErrs != nil {
 		qe.Nodes = multierror.Append(qe.Nodes, fenceErrs)
 	}
-	qe.Expired = ok && expired
+	if fenceCtxErr != nil {
+		qe.ctxErr = fenceCtxErr
+	}
+	qe.Expired = r.ok() && expired
 	qe.Fencing = r.ok() && !ok && !expired
 	return nil, qe
 }

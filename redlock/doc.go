@@ -74,6 +74,11 @@
 // clock jumps forward expires keys early, and a node restarted at once
 // without its data forgets the lock; both break mutual exclusion.
 //
+// A request cut off by its deadline may still run on its node later (a
+// frozen node runs what was queued when it wakes): a failed attempt's or an
+// Unlock's delete can then run before it, and that node keeps the key until
+// its TTL. This costs availability on that node, never safety.
+//
 // # Deployment rules
 //
 //   - N1: independent masters: no replicas, no failover between them.

@@ -15,9 +15,9 @@ import (
 // them returned exactly t, those Q nodes hold C >= t: the fast path, no
 // second round trip (F2). Otherwise Phase B raises C to t on the granting
 // nodes that are behind, only where our key is still there (F3). It returns
-// t, whether Q nodes are known to hold C >= t while holding our key, and the
-// failures of Phase B.
-func (c *Client) fence(ctx context.Context, name string, key, value any, tau time.Duration, a *round) (uint64, bool, *multierror.Error) {
+// t, whether Q nodes are known to hold C >= t while holding our key, the
+// failures of Phase B, and the caller's context error if it cut Phase B short.
+func (c *Client) fence(ctx context.Context, name string, key, value any, tau time.Duration, a *round) (uint64, bool, *multierror.Error, error) {
 	var t int64
 	for _, s := range a.slots {
 		if s.res == quorum.Granted {
@@ -39,13 +39,13 @@ func (c *Client) fence(ctx context.Context, name string, key, value any, tau tim
 	c.stats.fenced.Add(1)
 	if have >= a.tally.Q {
 		c.stats.fastPath.Add(1)
-		return uint64(t), true, nil
+		return uint64(t), true, nil, nil
 	}
 	need := a.tally.Q - have
 	if need > len(behind) {
-		return uint64(t), false, nil
+		return uint64(t), false, nil, nil
 	}
 	args := []any{fenceHash, 2, key, CounterKey(name), value, strconv.FormatInt(t, 10)}
 	b := c.run(ctx, behind, need, tau, "EVALSHA", args)
-	return uint64(t), b.ok(), b.errors()
+	return uint64(t), b.ok(), b.errors(), b.ctxErr
 }

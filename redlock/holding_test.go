@@ -3,9 +3,13 @@ package redlock_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gomodule/redigo/redis"
 
 	"github.com/quorumlock/quorumlock/internal/redistest"
 	"github.com/quorumlock/quorumlock/redlock"
@@ -227,5 +231,48 @@ func TestDoRunsUnderTheLock(t *testing.T) {
 	l.Unlock(t.Context())
 	if err := cl.Do(t.Context(), "do-plain", nil); !errors.Is(err, redlock.ErrInvalidOption) {
 		t.Fatalf("Do(nil fn) = %v, want ErrInvalidOption", err)
+	}
+}
+
+// E3: Extends at once with different TTLs: Until() never lies past the
+// keys' expiry on a quorum (the PEXPIRE that ran last on the nodes). The
+// race it guards against (fixed by Lock.extendMu) needs one Extend's
+// goroutine descheduled right after its round; this property check did not
+// reproduce it in three runs without the fix, so it is a regression check
+// of the property, not a proof of the fix.
+func TestConcurrentExtendsKeepUntilWithinTheKeys(t *testing.T) {
+	c := redistest.New(t, 5)
+	cl := newClient(t, c, redlock.WithTTL(5*time.Second), redlock.WithNodeTimeout(500*time.Millisecond))
+	l, err := cl.TryLock(t.Context(), "extend-race")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock(t.Context())
+	for i := range 30 {
+		var wg sync.WaitGroup
+		for _, ttl := range []time.Duration{300 * time.Millisecond, 5 * time.Second} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				l.Extend(t.Context(), ttl)
+			}()
+		}
+		wg.Wait()
+		time.Sleep(5 * time.Millisecond) // the last nodes' replies
+		var expiries []time.Time
+		for _, n := range c.Nodes() {
+			pttl, err := redis.Int64(n.Do("PTTL", redlock.LockKey("extend-race")))
+			if err == nil && pttl > 0 {
+				expiries = append(expiries, time.Now().Add(time.Duration(pttl)*time.Millisecond))
+			}
+		}
+		slices.SortFunc(expiries, func(a, b time.Time) int { return b.Compare(a) })
+		if len(expiries) < 3 {
+			t.Fatalf("round %d: the key is on %d nodes, want a quorum", i, len(expiries))
+		}
+		// The quorum's weakest expiry, with the 1ms granularity of PTTL.
+		if u, k := l.Until(), expiries[2].Add(2*time.Millisecond); u.After(k) {
+			t.Fatalf("round %d: Until() = %v is %v past the keys' expiry on a quorum", i, u, u.Sub(k))
+		}
 	}
 }

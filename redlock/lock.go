@@ -25,6 +25,11 @@ type Lock struct {
 	acquired    time.Time
 	maxHold     time.Duration // auto-extension stops this long after acquired; 0: never
 
+	// extendMu makes Extends take turns: two at once with different TTLs
+	// could leave until at the later Te+TTL while the nodes keep the
+	// other one (the PEXPIRE that ran last), a deadline past the keys.
+	extendMu sync.Mutex
+
 	mu       sync.Mutex
 	until    time.Time     // local deadline, monotonic (H1)
 	held     bool          // false once Unlock was called
@@ -128,12 +133,13 @@ func (l *Lock) expireLocked() {
 	cause := l.endCause
 	if cause == nil {
 		cause = fmt.Errorf("%w: lock %q reached its deadline without an extension", ErrLockLost, l.name)
-	} else if l.held {
+	}
+	l.endLocked(cause) // R2: invalidated locally before anything is sent
+	if l.endCause != nil && l.held {
 		// Auto-extension stopped at the max hold: release the keys now
 		// rather than leave them to expire on the nodes' clocks.
 		go l.release(context.Background())
 	}
-	l.endLocked(cause)
 }
 
 // endLocked invalidates the handle locally and signals why (R2, E4, H2):
@@ -212,8 +218,11 @@ func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 	if err := validTTL(ttl, l.driftFactor, l.nodeTimeout); err != nil {
 		return err
 	}
+	l.extendMu.Lock()
+	defer l.extendMu.Unlock()
 	c := l.c
 	l.mu.Lock()
+	l.expireLocked()
 	held, until, lost := l.held, l.until, l.err
 	l.mu.Unlock()
 	switch {
@@ -235,6 +244,9 @@ func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 		case !l.held: // Unlock ran meanwhile: it wins (R2)
 			return fmt.Errorf("%w: lock %q was released during Extend", ErrNotHeld, l.name)
 		case l.err != nil: // the deadline passed meanwhile: Done has closed for good
+			// The nodes took the new TTL for a lock this handle gave up:
+			// release it there rather than leave it for a whole TTL.
+			go l.release(context.Background())
 			return fmt.Errorf("%w: %w", ErrNotHeld, l.err)
 		}
 		l.until = newUntil

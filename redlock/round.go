@@ -128,7 +128,14 @@ func getTimer(d time.Duration) *time.Timer {
 }
 
 func putTimer(t *time.Timer) {
-	t.Stop()
+	if !t.Stop() {
+		// Fired: drain it, in case the main module asks for the timers
+		// of Go before 1.23 (asynctimerchan=1), whose channel keeps the tick.
+		select {
+		case <-t.C:
+		default:
+		}
+	}
 	timers.Put(t)
 }
 

@@ -25,7 +25,7 @@ func newWaiters(pools []pool.Pool) *waiters {
 	w := &waiters{subs: make([]*subscriber, len(pools))}
 	for i, p := range pools {
 		if d, ok := p.(pool.Dialer); ok {
-			w.subs[i] = &subscriber{d: d, chans: map[string]map[chan struct{}]struct{}{}, done: make(chan struct{})}
+			w.subs[i] = &subscriber{d: d, chans: map[string]map[chan struct{}]struct{}{}, done: make(chan struct{}), stop: make(chan struct{})}
 		}
 	}
 	return w
@@ -75,6 +75,7 @@ type subscriber struct {
 	lastSeen time.Time
 	pinger   *time.Timer
 	done     chan struct{}
+	stop     chan struct{} // closed by close
 }
 
 func (s *subscriber) add(channel string, ch chan struct{}) {
@@ -118,6 +119,7 @@ func (s *subscriber) sendLocked(cmd string, args ...any) {
 func (s *subscriber) close() {
 	s.mu.Lock()
 	s.closed = true
+	close(s.stop)
 	conn, started := s.conn, s.started
 	if s.pinger != nil {
 		s.pinger.Stop()
@@ -150,7 +152,10 @@ func (s *subscriber) loop() {
 		}
 		if err != nil {
 			s.mu.Unlock()
-			time.Sleep(backoff)
+			select { // the back-off; Close interrupts it
+			case <-time.After(backoff):
+			case <-s.stop:
+			}
 			backoff = min(2*backoff, 2*time.Second)
 			continue
 		}
@@ -201,6 +206,14 @@ func (s *subscriber) armPingerLocked() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.closed || s.conn == nil {
+			return
+		}
+		if len(s.chans) == 0 {
+			// Not subscribed: PING would answer +PONG outside pub/sub
+			// mode, which the subscription reader cannot take. Nothing
+			// to lose while nobody waits; check again later.
+			s.lastSeen = time.Now()
+			s.armPingerLocked()
 			return
 		}
 		if time.Since(s.lastSeen) > 3*pingEvery {

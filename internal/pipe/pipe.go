@@ -104,8 +104,16 @@ func (n *Node) Do(r Request) {
 	if !n.writing && len(n.queue) == 0 && n.cur != nil && !n.cur.dead.Load() && !n.cur.reload.Load() {
 		n.writing = true
 		n.mu.Unlock()
-		one := [1]Request{r}
-		n.putToken(n.send(n.cur, one[:]))
+		if cur := n.cur; !cur.dead.Load() { // the reader may have killed it meanwhile
+			one := [1]Request{r}
+			n.putToken(n.send(cur, one[:]))
+			return
+		}
+		// It died: the writer reconnects; this caller never waits for a dial.
+		n.mu.Lock()
+		n.queue = append(n.queue, r)
+		n.mu.Unlock()
+		n.putToken(n.cur)
 		return
 	}
 	n.queue = append(n.queue, r)
@@ -150,7 +158,8 @@ func (n *Node) Close() {
 type conn struct {
 	c      redis.Conn
 	dead   atomic.Bool
-	reload atomic.Bool // a NOSCRIPT was seen: load the scripts again
+	cause  atomic.Pointer[error] // why it died, when known
+	reload atomic.Bool           // a NOSCRIPT was seen: load the scripts again
 	done   chan struct{}
 
 	// inflight holds the requests written, in write order, for the
@@ -254,7 +263,6 @@ func (n *Node) writer() {
 func (n *Node) send(cur *conn, batch []Request) *conn {
 	now := time.Now()
 	live := batch[:0]
-	earliest := time.Time{}
 	for _, r := range batch {
 		if r.Deadline.IsZero() {
 			r.Deadline = now.Add(r.Timeout)
@@ -262,9 +270,6 @@ func (n *Node) send(cur *conn, batch []Request) *conn {
 		if !now.Before(r.Deadline) {
 			r.reply(nil, ErrTimeout)
 			continue
-		}
-		if earliest.IsZero() || r.Deadline.Before(earliest) {
-			earliest = r.Deadline
 		}
 		live = append(live, r)
 	}
@@ -276,7 +281,7 @@ func (n *Node) send(cur *conn, batch []Request) *conn {
 		cur = nil
 	}
 	if cur == nil {
-		c, err := n.connect(earliest)
+		c, err := n.connect()
 		if err != nil {
 			fail(live, err)
 			return nil
@@ -284,28 +289,35 @@ func (n *Node) send(cur *conn, batch []Request) *conn {
 		cur = c
 	}
 	if cur.reload.Swap(false) {
-		n.loadScripts(cur, earliest)
+		n.loadScripts(cur)
 	}
 	for i, r := range live {
 		if err := cur.c.Send(r.Cmd, r.Args...); err != nil {
-			cur.kill()
+			cur.killWith(err)
 			fail(live[i:], err)
 			return cur
 		}
 		cur.push(r)
 	}
 	if err := cur.c.Flush(); err != nil {
-		cur.kill() // the reader fails what was sent
+		cur.killWith(err) // the reader fails what was sent
 	}
 	stats.flushes.Add(1)
 	stats.requests.Add(int64(len(live)))
 	return cur
 }
 
-// connect takes a connection from the pool, within the earliest deadline,
-// starts its reader and queues the scripts' loading.
-func (n *Node) connect(deadline time.Time) (*conn, error) {
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+// setupTimeout bounds taking a new connection (dial, AUTH, TLS) and loading
+// the scripts on it. It is the connection's own budget, not a request's: a
+// node farther away than one node timeout can still be reached, and the
+// requests waiting meanwhile fail at their own deadlines (the callers do
+// not wait for the dial).
+const setupTimeout = time.Second
+
+// connect takes a connection from the pool, starts its reader and queues
+// the scripts' loading.
+func (n *Node) connect() (*conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
 	rc, err := n.p.Get(ctx)
 	if err != nil {
@@ -313,13 +325,14 @@ func (n *Node) connect(deadline time.Time) (*conn, error) {
 	}
 	c := &conn{c: rc, signal: make(chan struct{}, 1), done: make(chan struct{})}
 	go c.reader()
-	n.loadScripts(c, deadline)
+	n.loadScripts(c)
 	return c, nil
 }
 
 // loadScripts sends SCRIPT LOAD for every script; the replies are read and
 // dropped (a failure shows on the EVALSHA that follows, as NOSCRIPT).
-func (n *Node) loadScripts(c *conn, deadline time.Time) {
+func (n *Node) loadScripts(c *conn) {
+	deadline := time.Now().Add(setupTimeout)
 	for _, s := range n.scripts {
 		r := Request{Cmd: "SCRIPT", Args: []any{"LOAD", s}, Deadline: deadline}
 		if c.c.Send(r.Cmd, r.Args...) != nil {
@@ -335,6 +348,12 @@ func (n *Node) loadScripts(c *conn, deadline time.Time) {
 // reads pending replies, which must not race with the reader's Receive);
 // a read or write error has already broken it, so that close is at once.
 func (c *conn) kill() { c.dead.Store(true) }
+
+// killWith kills the connection and records why, for the requests it fails.
+func (c *conn) killWith(err error) {
+	c.cause.CompareAndSwap(nil, &err)
+	c.kill()
+}
 
 // reader reads the replies in order, each with its request's deadline on
 // the connection. A late or failed read kills the connection; every request
@@ -352,6 +371,9 @@ func (c *conn) reader() {
 		if c.dead.Load() {
 			if cause == nil {
 				cause = ErrTimeout
+				if p := c.cause.Load(); p != nil {
+					cause = *p
+				}
 			}
 			r.reply(nil, cause)
 			continue
