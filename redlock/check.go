@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/hashicorp/go-multierror"
 
-	"github.com/quorumlock/quorumlock/internal/quorum"
 	"github.com/quorumlock/quorumlock/pool"
 )
 
@@ -26,22 +26,19 @@ const CheckTimeout = time.Second
 // the node (some managed Redis services disable CONFIG). It asks all nodes
 // in parallel, each within CheckTimeout, and waits for all of them.
 func (c *Client) Check(ctx context.Context) error {
-	out := quorum.Run(ctx, quorum.Round[[]error]{
-		N: len(c.pools), Need: len(c.pools),
-		// Every node counts as an answer, findings or not: the round
-		// waits for all of them.
-		Call: func(i int) quorum.Reply[[]error] {
-			return quorum.Reply[[]error]{Result: quorum.Granted, Value: c.checkNode(ctx, c.pools[i])}
-		},
-	})
-	out.Settle(true)
-	if out.Err != nil {
-		return out.Err
+	found := make([][]error, len(c.pools))
+	var wg sync.WaitGroup
+	for i, p := range c.pools {
+		wg.Go(func() { found[i] = c.checkNode(ctx, p) })
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	var all *multierror.Error
-	for _, r := range out.Replies {
-		for _, err := range r.Value {
-			all = multierror.Append(all, &NodeError{Addr: c.pools[r.Node].Addr(), Err: err})
+	for i, errs := range found {
+		for _, err := range errs {
+			all = multierror.Append(all, &NodeError{Addr: c.pools[i].Addr(), Err: err})
 		}
 	}
 	return all.ErrorOrNil()

@@ -19,7 +19,13 @@ import (
 type fakePool struct {
 	addr  string
 	reply func(cmd string, args []any) (any, error)
+	// thaw, if set, ends every frozen wait at once: a test lets its
+	// frozen nodes go before it closes the client.
+	thaw chan struct{}
 }
+
+// errFrozen, returned by a reply func, freezes that one request.
+var errFrozen = errors.New("fake: frozen")
 
 func (p *fakePool) Addr() string                            { return p.addr }
 func (p *fakePool) Get(context.Context) (redis.Conn, error) { return &fakeConn{p: p}, nil }
@@ -48,6 +54,9 @@ func (c *fakeConn) Send(cmd string, args ...any) error {
 		r = fakeReply{frozen: true}
 	default:
 		r.v, r.err = c.p.reply(cmd, args)
+		if r.err == errFrozen {
+			r = fakeReply{frozen: true}
+		}
 	}
 	c.mu.Lock()
 	c.replies = append(c.replies, r)
@@ -72,7 +81,11 @@ func (c *fakeConn) ReceiveWithTimeout(d time.Duration) (any, error) {
 		if !time.Now().Before(deadline) {
 			return nil, os.ErrDeadlineExceeded
 		}
-		time.Sleep(time.Millisecond)
+		select {
+		case <-c.p.thaw: // nil: never
+			return nil, os.ErrDeadlineExceeded
+		case <-time.After(time.Millisecond):
+		}
 	}
 }
 

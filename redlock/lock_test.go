@@ -254,7 +254,8 @@ func TestUnlockAfterExpiryKeepsOtherHolder(t *testing.T) {
 	}
 }
 
-// E1: Extend after Until() refuses at once without touching Redis.
+// E1, H1: Until() is local, and Extend after Until() refuses at once,
+// without touching Redis.
 func TestExtendAfterDeadlineTouchesNoNode(t *testing.T) {
 	c := redistest.New(t, 3)
 	var sends atomic.Int64
@@ -269,6 +270,13 @@ func TestExtendAfterDeadlineTouchesNoNode(t *testing.T) {
 	}
 	if sends.Load() == 0 {
 		t.Fatal("TryLock wrote no request through the counting pools: the count proves nothing")
+	}
+	// H1: Until() and Done() are local: no request asks the nodes.
+	sends.Store(0)
+	_, _ = l.Until(), l.Done()
+	time.Sleep(20 * time.Millisecond)
+	if n := sends.Load(); n != 0 {
+		t.Fatalf("Until() and Done() wrote %d requests, want 0 (H1)", n)
 	}
 	time.Sleep(time.Until(l.Until()) + 10*time.Millisecond)
 	sends.Store(0)

@@ -60,7 +60,7 @@ func TestCallRejectsBadInput(t *testing.T) {
 		}
 		return int64(1), nil
 	}
-	c := newTestClient(t, []pool.Pool{&fakePool{"a:1", count}})
+	c := newTestClient(t, []pool.Pool{&fakePool{addr: "a:1", reply: count}})
 	for _, tc := range []struct {
 		name, lock string
 		opts       []Option

@@ -137,7 +137,7 @@ func TestDefaultRetryDelayIsJitteredInRange(t *testing.T) {
 func TestLockRetriesThenReportsAttempts(t *testing.T) {
 	var attempts sync.Map
 	refuse := func(cmd string, args []any) (any, error) { return []byte("another holder"), nil }
-	pools := []pool.Pool{&fakePool{"a:1", refuse}, &fakePool{"b:1", refuse}, &fakePool{"c:1", refuse}}
+	pools := []pool.Pool{&fakePool{addr: "a:1", reply: refuse}, &fakePool{addr: "b:1", reply: refuse}, &fakePool{addr: "c:1", reply: refuse}}
 	c := newTestClient(t, pools, WithTries(4), WithRetryDelay(func(n int) time.Duration {
 		attempts.Store(n, true)
 		return time.Microsecond
