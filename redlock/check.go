@@ -20,10 +20,12 @@ const CheckTimeout = time.Second
 // model the lock's guarantees rest on (ALGORITHM.md N1-N3): a node that is a
 // replica (N1), an eviction policy other than noeviction (N3), and, when the
 // client's default options include WithFencing, AOF off or appendfsync not
-// "always" (N2: the counters must survive a restart). It returns nil when
-// every node is fine; otherwise a *multierror.Error of *NodeError, one per
-// node and finding, wrapping ErrUnsafeDeployment, or the error met reading
-// the node (some managed Redis services disable CONFIG). It asks all nodes
+// "always" (N2: the counters must survive a restart); each wraps
+// ErrUnsafeDeployment. A node whose ACL user may not publish on the release
+// channels is reported wrapping ErrDegraded (R5: safe, but waiters poll). It
+// returns nil when every node is fine; otherwise a *multierror.Error of
+// *NodeError, one per node and finding, or the error met reading the node
+// (some managed Redis services disable CONFIG). It asks all nodes
 // in parallel, each within CheckTimeout, and waits for all of them.
 func (c *Client) Check(ctx context.Context) error {
 	found := make([][]error, len(c.pools))
@@ -38,7 +40,7 @@ func (c *Client) Check(ctx context.Context) error {
 	var all *multierror.Error
 	for i, errs := range found {
 		for _, err := range errs {
-			all = multierror.Append(all, &NodeError{Addr: c.pools[i].Addr(), Err: err})
+			all = appendNodeErrors(all, &NodeError{Addr: c.pools[i].Addr(), Err: err})
 		}
 	}
 	return all.ErrorOrNil()
@@ -54,6 +56,13 @@ func (c *Client) checkNode(ctx context.Context, p pool.Pool) []error {
 	}
 	if role := infoField(info, "role"); role != "master" {
 		errs = append(errs, fmt.Errorf("%w: N1: role is %q, want an independent master", ErrUnsafeDeployment, role))
+	}
+	// R5: releases announce themselves on a channel per name. A user who
+	// may not use it keeps the lock safe, but waiters poll. The probe's
+	// channel belongs to no lock (names are never empty), so it wakes
+	// nobody.
+	if _, err := pool.Do(ctx, p, "PUBLISH", LockKey("")+releasedSuffix, "check"); err != nil {
+		errs = append(errs, fmt.Errorf("%w: may not publish on the release channels (%v): waiters poll instead of being woken on release; grant the ACL user &%s*", ErrDegraded, err, KeyPrefix))
 	}
 	want := map[string]string{"maxmemory-policy": "noeviction"}
 	rule := map[string]string{"maxmemory-policy": "N3: an evicted lock key is an early release"}

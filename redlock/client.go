@@ -206,7 +206,7 @@ func (c *Client) pauseFor(ctx context.Context, name string, cfg *config, attempt
 // attempt is one acquisition (ALGORITHM.md A1-A8, A10).
 func (c *Client) attempt(ctx context.Context, name string, cfg *config) (*Lock, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, newQuorumError("lock", name, quorum.NewTally(len(c.nodes)), ErrNotAcquired, err, nil)
+		return nil, c.unsent("lock", name, ErrNotAcquired, err)
 	}
 	// A1: 128 random bits, new for every attempt. The key and value are
 	// boxed once: one argument list serves every node, and the release.
@@ -250,7 +250,7 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config) (*Lock, 
 	}
 	qe := r.quorumError("lock", name, ErrNotAcquired)
 	if fenceErrs != nil {
-		qe.Nodes = multierror.Append(qe.Nodes, fenceErrs)
+		qe.Nodes = appendNodeErrors(qe.Nodes, fenceErrs)
 	}
 	if fenceCtxErr != nil {
 		qe.ctxErr = fenceCtxErr

@@ -35,12 +35,16 @@ func (c *Client) Do(ctx context.Context, name string, fn func(ctx context.Contex
 		case <-fctx.Done():
 		}
 	}()
+	// H3: on every way out of fn, a panic included, stop watching and
+	// release (which also stops the extension); a panic then goes on
+	// unchanged.
+	defer func() {
+		cancel(nil)
+		<-watched
+		l.Unlock(context.WithoutCancel(ctx))
+	}()
 	ferr := fn(fctx)
-	lost := l.Err() // nil while still held
-	cancel(nil)
-	<-watched
-	l.Unlock(context.WithoutCancel(ctx))
-	if lost != nil {
+	if lost := l.Err(); lost != nil { // nil while still held
 		return errors.Join(lost, ferr)
 	}
 	return ferr

@@ -3,6 +3,7 @@ package redlock
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/go-multierror"
@@ -32,6 +33,12 @@ var (
 	// ErrUnsafeDeployment is returned, inside a *NodeError per node, by
 	// Check when a node breaks a deployment rule of ALGORITHM.md (N1-N3).
 	ErrUnsafeDeployment = errors.New("redlock: unsafe deployment")
+
+	// ErrDegraded is returned, inside a *NodeError per node, by Check when
+	// a node keeps the lock safe but slower than it should: its ACL user
+	// may not publish or subscribe on the release channels
+	// (redlock:{NAME}:released), so waiters poll instead of being woken.
+	ErrDegraded = errors.New("redlock: degraded deployment")
 
 	// ErrClosed is returned, inside a *NodeError per node, by calls made
 	// after Client.Close.
@@ -87,6 +94,7 @@ type QuorumError struct {
 
 	sentinel error // ErrNotAcquired, ErrNotHeld or nil
 	ctxErr   error // the caller's context error, or nil
+	closed   bool  // the client was closed: the nodes failed with ErrClosed
 }
 
 func newQuorumError(op, name string, t quorum.Tally, sentinel, ctxErr error, nodes *multierror.Error) *QuorumError {
@@ -94,6 +102,7 @@ func newQuorumError(op, name string, t quorum.Tally, sentinel, ctxErr error, nod
 		Op: op, Name: name, Attempts: 1,
 		N: t.N, Quorum: t.Q, Granted: t.Granted, Refused: t.Refused, Failed: t.Failed,
 		Nodes: nodes, sentinel: sentinel, ctxErr: ctxErr,
+		closed: nodes != nil && errors.Is(nodes, ErrClosed),
 	}
 }
 
@@ -113,6 +122,8 @@ func (e *QuorumError) after(prev *QuorumError) *QuorumError {
 // Reason says in a few words why the round failed.
 func (e *QuorumError) Reason() string {
 	switch {
+	case e.closed:
+		return "client closed"
 	case e.ctxErr != nil:
 		return "context ended: " + e.ctxErr.Error()
 	case e.Expired:
@@ -132,27 +143,129 @@ func (e *QuorumError) Reason() string {
 }
 
 func (e *QuorumError) Error() string {
+	return "redlock: lock " + quoteName(e.Name) + " " + e.detail()
+}
+
+// detail is the message after the lock's name: "not extended: ...".
+func (e *QuorumError) detail() string {
 	var b strings.Builder
-	what := map[string]string{"lock": "not acquired", "extend": "not extended", "unlock": "not released"}[e.Op]
-	fmt.Fprintf(&b, "redlock: lock %q %s", e.Name, what)
+	b.WriteString(opFailed[e.Op])
 	if e.Attempts > 1 {
 		fmt.Fprintf(&b, " after %d attempts", e.Attempts)
 	}
-	fmt.Fprintf(&b, ": %s (%d granted, %d refused, %d failed", e.Reason(), e.Granted, e.Refused, e.Failed)
+	fmt.Fprintf(&b, ": %s", e.Reason())
+	if e.closed {
+		return b.String() // every node says the same: the client is closed
+	}
+	fmt.Fprintf(&b, " (%d granted, %d refused, %d failed", e.Granted, e.Refused, e.Failed)
 	if p := e.N - e.Granted - e.Refused - e.Failed; p > 0 {
-		fmt.Fprintf(&b, ", %d no answer", p)
+		// Pending when the outcome was known: the call returned without
+		// waiting for them (A6), which says nothing about their health.
+		fmt.Fprintf(&b, ", %d not awaited", p)
 	}
 	fmt.Fprintf(&b, " of %d nodes, need %d)", e.N, e.Quorum)
 	if e.Nodes != nil && len(e.Nodes.Errors) > 0 {
 		b.WriteString(": ")
-		for i, ne := range e.Nodes.Errors {
-			if i > 0 {
-				b.WriteString("; ")
-			}
-			b.WriteString(ne.Error())
-		}
+		b.WriteString(nodeErrorFormat(e.Nodes.Errors))
 	}
 	return b.String()
+}
+
+var opFailed = map[string]string{"lock": "not acquired", "extend": "not extended", "unlock": "not released"}
+
+// LockLostError is why a held lock was lost: Lock.Err returns it, and Do
+// joins it to fn's error. It wraps ErrLockLost, and the failure behind the
+// loss when there is one (an Extend's *QuorumError).
+type LockLostError struct {
+	Name   string // the lock's name
+	Reason string // what happened, as "reached its deadline without an extension"
+	Err    error  // the failure that caused the loss, or nil
+}
+
+func (e *LockLostError) Error() string {
+	return "redlock: lock " + quoteName(e.Name) + " lost: " + e.detail()
+}
+
+// detail is the reason and its cause, without naming the lock again.
+func (e *LockLostError) detail() string {
+	if e.Err == nil {
+		return e.Reason
+	}
+	return e.Reason + ": " + detailOf(e.Err, e.Name)
+}
+
+// Unwrap returns ErrLockLost and the cause, if any.
+func (e *LockLostError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrLockLost}
+	}
+	return []error{ErrLockLost, e.Err}
+}
+
+// notHeldError is an error wrapping ErrNotHeld (and a cause, such as the
+// loss before an Unlock) with a message that names the lock once.
+type notHeldError struct {
+	name, op, reason string // op as QuorumError.Op
+	cause            error
+}
+
+func (e *notHeldError) Error() string {
+	msg := "redlock: lock " + quoteName(e.name) + " " + opFailed[e.op] + ": " + e.reason
+	if e.cause != nil {
+		msg += ": " + detailOf(e.cause, e.name)
+	}
+	return msg
+}
+
+func (e *notHeldError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{ErrNotHeld}
+	}
+	return []error{ErrNotHeld, e.cause}
+}
+
+// detailOf returns err's message without the lock's name when err is one
+// of ours about the same lock, so that the name is said once.
+func detailOf(err error, name string) string {
+	switch e := err.(type) {
+	case *QuorumError:
+		if e.Name == name {
+			return e.detail()
+		}
+	case *LockLostError:
+		if e.Name == name {
+			return e.detail()
+		}
+	}
+	return err.Error()
+}
+
+// quoteName quotes a lock name for a message, shortened when long (names
+// go up to MaxNameLen bytes).
+func quoteName(name string) string {
+	const keep = 48
+	if len(name) <= 2*keep {
+		return strconv.Quote(name)
+	}
+	return fmt.Sprintf("%q... (%d bytes)", name[:keep], len(name))
+}
+
+// nodeErrorFormat prints per-node failures on one line, "node a: ...; node
+// b: ...": the compact format of every *multierror.Error of this package
+// (go-multierror's default spreads them over lines).
+func nodeErrorFormat(errs []error) string {
+	parts := make([]string, len(errs))
+	for i, err := range errs {
+		parts[i] = err.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// appendNodeErrors adds errs to all (flattening), in the compact format.
+func appendNodeErrors(all *multierror.Error, errs ...error) *multierror.Error {
+	all = multierror.Append(all, errs...)
+	all.ErrorFormat = nodeErrorFormat
+	return all
 }
 
 // Unwrap returns the sentinel (ErrNotAcquired or ErrNotHeld), the caller's

@@ -134,7 +134,7 @@ func (e *extensions) extend(l *Lock) {
 	}
 	if l.maxHold > 0 && e.c.clock.Now().Sub(l.acquired) >= l.maxHold {
 		l.mu.Lock()
-		l.endCause = fmt.Errorf("%w: lock %q was held for its max hold of %v", ErrLockLost, l.name, l.maxHold)
+		l.endCause = &LockLostError{Name: l.name, Reason: fmt.Sprintf("held for its max hold of %v", l.maxHold)}
 		l.mu.Unlock()
 		return
 	}
@@ -170,7 +170,7 @@ func (l *Lock) extendWithRetries() error {
 // releases it on the nodes, unless Unlock did already.
 func (l *Lock) giveUp(cause error) {
 	l.mu.Lock()
-	l.endLocked(fmt.Errorf("%w: lock %q: auto-extension gave up: %w", ErrLockLost, l.name, cause))
+	l.endLocked(&LockLostError{Name: l.name, Reason: "auto-extension gave up", Err: cause})
 	held := l.held
 	l.mu.Unlock()
 	if held {

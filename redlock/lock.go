@@ -132,7 +132,7 @@ func (l *Lock) expireLocked() {
 	}
 	cause := l.endCause
 	if cause == nil {
-		cause = fmt.Errorf("%w: lock %q reached its deadline without an extension", ErrLockLost, l.name)
+		cause = &LockLostError{Name: l.name, Reason: "reached its deadline without an extension"}
 	}
 	l.endLocked(cause) // R2: invalidated locally before anything is sent
 	if l.endCause != nil && l.held {
@@ -179,19 +179,17 @@ func (l *Lock) Unlock(ctx context.Context) error {
 	l.mu.Lock()
 	held := l.held
 	l.held = false
-	expired := !l.c.clock.Now().Before(l.until)
+	l.expireLocked() // H4: a deadline that passed unwatched is a loss, not a release
 	lost := l.err
 	l.endLocked(errUnlocked)
 	l.mu.Unlock()
 	if !held {
-		return fmt.Errorf("%w: lock %q was already released by this handle", ErrNotHeld, l.name)
+		return &notHeldError{name: l.name, op: "unlock", reason: "already released by this handle"}
 	}
 	r := l.release(ctx)
 	switch {
 	case lost != nil:
-		return fmt.Errorf("%w: lock %q was lost before Unlock: %w", ErrNotHeld, l.name, lost)
-	case expired:
-		return fmt.Errorf("%w: lock %q expired before Unlock", ErrNotHeld, l.name)
+		return &notHeldError{name: l.name, op: "unlock", reason: "lost before Unlock", cause: lost}
 	case r.ok():
 		return nil
 	}
@@ -205,14 +203,17 @@ func (l *Lock) release(ctx context.Context) *round {
 	return l.c.run(ctx, nil, 0, l.nodeTimeout, "EVALSHA", []any{releaseHash, 1, l.key, l.value, "1"})
 }
 
-// Extend sets the lock's TTL to ttl on the nodes where it still holds this
-// lock's value, and moves Until() to Te + ttl - drift, Te being when the
-// request was first written (E3). It never re-creates a missing key (E2).
-// It fails at once, without touching Redis, with an error wrapping
-// ErrNotHeld when the lock was released, lost or Until() has passed (E1).
-// When it fails otherwise, Until() is unchanged: the lock may still be held
-// until then (E4); but when the nodes say a quorum no longer holds the key,
-// the lock is lost and Done closes (H2). A ttl out of range gives an error
+// Extend makes the lock last at least ttl from now on the nodes where it
+// still holds this lock's value, and moves Until() to Te + ttl - drift, Te
+// being when the request was first written (E3), if that is later. It never
+// re-creates a missing key (E2) and never shortens a lock: a node keeps its
+// key's later expiry (E4), so a ttl shorter than what is left changes
+// nothing. It fails at once, without touching Redis, with an error wrapping
+// ErrNotHeld when the lock was released, lost or Until() has passed (E1),
+// and with the context's error when ctx has already ended (E6). When it
+// fails otherwise, Until() is unchanged: the lock may still be held until
+// then (E4); but when the nodes say a quorum no longer holds the key, the
+// lock is lost and Done closes (H2). A ttl out of range gives an error
 // wrapping ErrInvalidOption. The fencing token never changes (E5).
 func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 	if err := validTTL(ttl, l.driftFactor, l.nodeTimeout); err != nil {
@@ -227,36 +228,45 @@ func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 	l.mu.Unlock()
 	switch {
 	case !held:
-		return fmt.Errorf("%w: lock %q was released", ErrNotHeld, l.name)
+		return &notHeldError{name: l.name, op: "extend", reason: "released by Unlock"}
 	case lost != nil:
-		return fmt.Errorf("%w: %w", ErrNotHeld, lost)
+		return &notHeldError{name: l.name, op: "extend", reason: "lost", cause: lost}
 	case !c.clock.Now().Before(until):
-		return fmt.Errorf("%w: lock %q expired at its deadline", ErrNotHeld, l.name)
+		return &notHeldError{name: l.name, op: "extend", reason: "its deadline has passed"}
+	}
+	if err := ctx.Err(); err != nil { // E6: nothing is sent
+		return c.unsent("extend", l.name, nil, err)
 	}
 	te := c.clock.Now() // E3: read before sending
 	r := c.run(ctx, nil, 0, l.nodeTimeout, "EVALSHA", []any{extendHash, 1, l.key, l.value, ttl.Milliseconds()})
+	// E4: every node that granted keeps the key until Te + ttl at least, and
+	// no node's expiry ever moved earlier (PEXPIRE GT), so the quorum behind
+	// the old deadline still holds it until then: the later of the two.
 	newUntil := te.Add(ttl - driftAllowance(ttl, l.driftFactor))
+	if newUntil.Before(until) {
+		newUntil = until
+	}
 	expired := !c.clock.Now().Before(newUntil)
 	if r.ok() && !expired {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		switch {
 		case !l.held: // Unlock ran meanwhile: it wins (R2)
-			return fmt.Errorf("%w: lock %q was released during Extend", ErrNotHeld, l.name)
+			return &notHeldError{name: l.name, op: "extend", reason: "released by Unlock during Extend"}
 		case l.err != nil: // the deadline passed meanwhile: Done has closed for good
 			// The nodes took the new TTL for a lock this handle gave up:
 			// release it there rather than leave it for a whole TTL.
 			go l.release(context.Background())
-			return fmt.Errorf("%w: %w", ErrNotHeld, l.err)
+			return &notHeldError{name: l.name, op: "extend", reason: "lost during Extend", cause: l.err}
 		}
-		l.until = newUntil
+		l.until = newUntil // not before until (E4), and extendMu kept it there
 		l.armLocked()
 		return nil
 	}
 	qe := l.roundError("extend", r)
 	qe.Expired = r.ok() && expired
 	if errors.Is(qe, ErrNotHeld) {
-		l.lose(fmt.Errorf("%w: lock %q: the nodes no longer hold it: %w", ErrLockLost, l.name, qe))
+		l.lose(&LockLostError{Name: l.name, Reason: "the nodes no longer hold it", Err: qe})
 	}
 	return qe
 }

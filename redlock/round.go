@@ -181,9 +181,15 @@ func (r *round) errors() *multierror.Error {
 		if errors.Is(err, pipe.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("%w: no answer within %v", ErrNodeTimeout, r.tau)
 		}
-		all = multierror.Append(all, &NodeError{Addr: r.c.nodes[r.node(i)].Addr(), Err: err})
+		all = appendNodeErrors(all, &NodeError{Addr: r.c.nodes[r.node(i)].Addr(), Err: err})
 	}
 	return all
+}
+
+// unsent describes a call that the caller's context ended before anything
+// was sent.
+func (c *Client) unsent(op, name string, sentinel, ctxErr error) *QuorumError {
+	return newQuorumError(op, name, quorum.NewTally(len(c.nodes)), sentinel, ctxErr, nil)
 }
 
 // quorumError describes a failed round.

@@ -62,20 +62,37 @@ func (w *waiters) close() {
 // answers; after three missed pongs the connection is replaced.
 const pingEvery = 3 * time.Second
 
-// subscriber is the subscription connection to one node. Its goroutine
-// starts with the first waiter and lives until the client closes.
+// The subscription's back-off after a failure (C2): it starts at
+// minBackoff, doubles after every failure (a dial error, a refused
+// SUBSCRIBE, a lost connection) up to maxBackoff, and starts over only once
+// the node confirmed a SUBSCRIBE. A node that refuses the channel (an ACL
+// user without channel rights) is asked again at most every maxBackoff,
+// and its waiters poll meanwhile.
+const (
+	minBackoff = 50 * time.Millisecond
+	maxBackoff = 5 * time.Second
+)
+
+// subscriber is the subscription connection to one node. Its goroutines
+// (the receiving loop and the sender) start with the first waiter and live
+// until the client closes. Callers never write on the connection
+// themselves (C1): they queue SUBSCRIBE and UNSUBSCRIBE for the sender.
 type subscriber struct {
 	d pool.Dialer
 
-	mu       sync.Mutex
-	chans    map[string]map[chan struct{}]struct{}
-	conn     redis.Conn // nil while disconnected
-	started  bool
-	closed   bool
-	lastSeen time.Time
-	pinger   *time.Timer
-	done     chan struct{}
-	stop     chan struct{} // closed by close
+	mu        sync.Mutex
+	chans     map[string]map[chan struct{}]struct{}
+	conn      redis.Conn // nil while disconnected
+	pending   [][]any    // commands for the sender to write on conn
+	started   bool
+	closed    bool
+	confirmed bool // the node confirmed a SUBSCRIBE on conn
+	lastSeen  time.Time
+	pinger    *time.Timer
+	kick      chan struct{} // wakes the sender
+	done      chan struct{} // closed when the receiving loop exits
+	sent      chan struct{} // closed when the sender exits
+	stop      chan struct{} // closed by close
 }
 
 func (s *subscriber) add(channel string, ch chan struct{}) {
@@ -86,13 +103,15 @@ func (s *subscriber) add(channel string, ch chan struct{}) {
 	}
 	if !s.started {
 		s.started = true
+		s.kick, s.sent = make(chan struct{}, 1), make(chan struct{})
 		go s.loop()
+		go s.sender()
 	}
 	set := s.chans[channel]
 	if set == nil {
 		set = map[chan struct{}]struct{}{}
 		s.chans[channel] = set
-		s.sendLocked("SUBSCRIBE", channel)
+		s.queueLocked("SUBSCRIBE", channel)
 	}
 	set[ch] = struct{}{}
 }
@@ -104,15 +123,49 @@ func (s *subscriber) remove(channel string, ch chan struct{}) {
 	delete(set, ch)
 	if len(set) == 0 && set != nil {
 		delete(s.chans, channel)
-		s.sendLocked("UNSUBSCRIBE", channel)
+		s.queueLocked("UNSUBSCRIBE", channel)
 	}
 }
 
-// sendLocked writes a command on the subscription, if connected; a failure
-// shows up in the receiving goroutine, which reconnects.
-func (s *subscriber) sendLocked(cmd string, args ...any) {
-	if s.conn != nil && s.conn.Send(cmd, args...) == nil {
-		s.conn.Flush()
+// queueLocked queues a command for the sender, if connected: a command
+// for a connection that is gone is moot (the next one subscribes to every
+// channel waited on then).
+func (s *subscriber) queueLocked(args ...any) {
+	if s.conn == nil {
+		return
+	}
+	s.pending = append(s.pending, args)
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// sender writes the queued commands, so that no caller ever blocks on the
+// node's socket (C1); a write to a frozen node blocks only this goroutine,
+// up to the pool's write timeout. A failed write shows up in the receiving
+// loop, which reconnects.
+func (s *subscriber) sender() {
+	defer close(s.sent)
+	for {
+		select {
+		case <-s.kick:
+		case <-s.stop:
+			return
+		}
+		s.mu.Lock()
+		conn, cmds := s.conn, s.pending
+		s.pending = nil
+		s.mu.Unlock()
+		if conn == nil || len(cmds) == 0 {
+			continue
+		}
+		for _, c := range cmds {
+			if conn.Send(c[0].(string), c[1:]...) != nil {
+				break
+			}
+		}
+		conn.Flush()
 	}
 }
 
@@ -126,18 +179,20 @@ func (s *subscriber) close() {
 	}
 	s.mu.Unlock()
 	if conn != nil {
-		conn.Close() // unblocks the receiving goroutine
+		conn.Close() // unblocks the receiving goroutine (and a blocked write)
 	}
 	if started {
 		<-s.done
+		<-s.sent
 	}
 }
 
 // loop connects, subscribes to every channel waited on, and hands out
-// messages until the connection fails; then it connects again.
+// messages until the connection fails; then, after a back-off, it
+// connects again (C2).
 func (s *subscriber) loop() {
 	defer close(s.done)
-	backoff := 50 * time.Millisecond
+	backoff := minBackoff
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		conn, err := s.d.Dial(ctx)
@@ -150,35 +205,39 @@ func (s *subscriber) loop() {
 			}
 			return
 		}
-		if err != nil {
-			s.mu.Unlock()
-			select { // the back-off; Close interrupts it
-			case <-time.After(backoff):
-			case <-s.stop:
+		if err == nil {
+			s.conn, s.lastSeen, s.confirmed = conn, time.Now(), false
+			names := make([]any, 0, len(s.chans)+1)
+			names = append(names, "SUBSCRIBE")
+			for ch := range s.chans {
+				names = append(names, ch)
 			}
-			backoff = min(2*backoff, 2*time.Second)
-			continue
+			if len(names) > 1 {
+				s.queueLocked(names...)
+			}
+			s.armPingerLocked()
+			s.mu.Unlock()
+			s.receive(conn)
+			s.mu.Lock()
+			if s.confirmed {
+				backoff = minBackoff // it worked: a later failure starts over
+			}
+			s.conn, s.pending = nil, nil
+			s.mu.Unlock()
+			conn.Close()
+		} else {
+			s.mu.Unlock()
 		}
-		backoff = 50 * time.Millisecond
-		s.conn, s.lastSeen = conn, time.Now()
-		names := make([]any, 0, len(s.chans))
-		for ch := range s.chans {
-			names = append(names, ch)
+		select { // the back-off, after every failure; Close interrupts it
+		case <-time.After(backoff):
+		case <-s.stop:
 		}
-		if len(names) > 0 {
-			s.sendLocked("SUBSCRIBE", names...)
-		}
-		s.armPingerLocked()
-		s.mu.Unlock()
-		s.wakeAll() // releases may have been missed while disconnected
-		s.receive(conn)
-		s.mu.Lock()
-		s.conn = nil
-		s.mu.Unlock()
-		conn.Close()
+		backoff = min(2*backoff, maxBackoff)
 	}
 }
 
+// receive hands out messages until the connection fails or the node
+// answers with an error (a refused SUBSCRIBE).
 func (s *subscriber) receive(conn redis.Conn) {
 	psc := redis.PubSubConn{Conn: conn}
 	for {
@@ -187,7 +246,18 @@ func (s *subscriber) receive(conn redis.Conn) {
 		switch v := psc.ReceiveWithTimeout(0).(type) {
 		case redis.Message:
 			s.notify(v.Channel)
-		case redis.Pong, redis.Subscription:
+		case redis.Subscription:
+			s.mu.Lock()
+			s.lastSeen = time.Now()
+			first := v.Kind == "subscribe" && !s.confirmed
+			s.confirmed = s.confirmed || v.Kind == "subscribe"
+			s.mu.Unlock()
+			if first {
+				// Listening now: releases may have been missed while
+				// disconnected, so every waiter tries once more.
+				s.wakeAll()
+			}
+		case redis.Pong:
 			s.mu.Lock()
 			s.lastSeen = time.Now()
 			s.mu.Unlock()
@@ -208,7 +278,7 @@ func (s *subscriber) armPingerLocked() {
 		if s.closed || s.conn == nil {
 			return
 		}
-		if len(s.chans) == 0 {
+		if len(s.chans) == 0 || !s.confirmed {
 			// Not subscribed: PING would answer +PONG outside pub/sub
 			// mode, which the subscription reader cannot take. Nothing
 			// to lose while nobody waits; check again later.
@@ -220,7 +290,7 @@ func (s *subscriber) armPingerLocked() {
 			s.conn.Close() // the receiving goroutine sees it and reconnects
 			return
 		}
-		s.sendLocked("PING")
+		s.queueLocked("PING")
 		s.armPingerLocked()
 	})
 }

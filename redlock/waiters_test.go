@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gomodule/redigo/redis"
+
 	"github.com/quorumlock/quorumlock/internal/redistest"
 	"github.com/quorumlock/quorumlock/pool"
 	"github.com/quorumlock/quorumlock/redlock"
@@ -30,7 +32,7 @@ func TestWaiterWokenOnRelease(t *testing.T) {
 			got <- time.Time{}
 		}
 	}()
-	time.Sleep(300 * time.Millisecond) // the waiter has failed once and subscribed
+	subscribed(t, c, "wake") // the waiter has failed once and listens for the release
 	released := time.Now()
 	if err := l.Unlock(t.Context()); err != nil {
 		t.Fatal(err)
@@ -80,5 +82,27 @@ func TestWaiterFallsBackToPolling(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("waiter without subscriptions never got the lock")
+	}
+}
+
+// subscribed waits until every node has a subscriber on name's release
+// channel: a waiter has failed once and listens.
+func subscribed(t *testing.T, c *redistest.Cluster, name string) {
+	t.Helper()
+	channel := redlock.LockKey(name) + ":released"
+	deadline := time.Now().Add(10 * time.Second)
+	for _, n := range c.Nodes() {
+		for {
+			v, err := redis.Values(n.Do("PUBSUB", "NUMSUB", channel))
+			if err == nil && len(v) == 2 {
+				if k, _ := redis.Int(v[1], nil); k > 0 {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no subscriber on %s at %s after 10s: %v", channel, n.Addr(), err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 }

@@ -6,6 +6,10 @@
 #   plain-del      Unlock deletes with plain DEL, not compare-and-delete (R1, R3)
 #   minority-Q     Q = N/2 instead of N/2+1 (A5)
 #   errors-grant   a node error or timeout counts as a grant (A4)
+#   extend-shortens  the Extend of before E4 changed: a shorter TTL is applied
+#                  as asked (no PEXPIRE GT), a failed Extend keeps Until()
+#                  although nodes may have applied it, and an ended context
+#                  still sends (E4, E6)
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 dur=${CHAOS_DURATION:-20s}
@@ -14,10 +18,13 @@ mutate() {
     plain-del)   printf "return redis.call('DEL', KEYS[1])\n" > redlock/release.lua ;;
     minority-Q)  sed -i 's|func Majority(n int) int { return n/2 + 1 }|func Majority(n int) int { return max(1, n/2) }|' internal/quorum/tally.go ;;
     errors-grant) sed -i 's|s := slot{res: quorum.Failed, err: err}|s := slot{res: quorum.Granted, val: 1, err: err}|' redlock/round.go ;;
+    extend-shortens)
+      sed -i "s|redis.call('PEXPIRE', KEYS\[1\], ARGV\[2\], 'GT')|redis.call('PEXPIRE', KEYS[1], ARGV[2])|" redlock/extend.lua
+      perl -0pi -e 's/\tif newUntil\.Before\(until\) \{\n\t\tnewUntil = until\n\t\}\n//; s/\tif err := ctx\.Err\(\); err != nil \{ \/\/ E6[^\n]*\n[^\n]*\n\t\}\n//' redlock/lock.go ;;
   esac
 }
 caught=0 missed=()
-for m in plain-del minority-Q errors-grant; do
+for m in plain-del minority-Q errors-grant extend-shortens; do
   tmp=$(mktemp -d)
   (cd "$root" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$tmp")
   (cd "$tmp" && mutate "$m")

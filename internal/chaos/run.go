@@ -127,7 +127,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	rec, res := &Recorder{}, NewResource()
 	w := &Workload{Clients: clients, Names: names, Workers: cfg.Workers, Resource: res, Recorder: rec,
-		TTL: cfg.TTL, LockTimeout: 2 * cfg.TTL, Seed: cfg.Seed}
+		TTL: cfg.TTL, NodeTimeout: cfg.NodeTimeout, LockTimeout: 2 * cfg.TTL, Seed: cfg.Seed}
 	s := &Schedule{Targets: targets, Kinds: cfg.Kinds, MaxFaulty: cfg.MaxFaulty, TTL: cfg.TTL, Every: cfg.Every, Seed: cfg.Seed}
 
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)

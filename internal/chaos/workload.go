@@ -18,6 +18,7 @@ type Workload struct {
 	Resource    *Resource
 	Recorder    *Recorder
 	TTL         time.Duration // the clients' TTL: some holders overstay it
+	NodeTimeout time.Duration // the clients' node timeout: some Extends are cut off within it
 	LockTimeout time.Duration // the context budget of one Lock call
 	Seed        uint64
 }
@@ -67,7 +68,7 @@ func (w *Workload) worker(ctx context.Context, id int) {
 // and while Done() is open (the holder's discipline), for a random time. A
 // long (auto-extended) hold lasts one to two TTLs; the others up to a tenth
 // of the TTL, except one in twenty that overstays the TTL and calls Unlock
-// late, as a slow holder would.
+// late, as a slow holder would, and one in four that changes its TTL.
 func (w *Workload) hold(ctx context.Context, rng *rand.Rand, id int, l *redlock.Lock, long bool) {
 	start := time.Now()
 	w.Resource.Issued(l.Name(), l.Token())
@@ -77,6 +78,10 @@ func (w *Workload) hold(ctx context.Context, rng *rand.Rand, id int, l *redlock.
 		length = w.TTL + time.Duration(rng.Int64N(int64(w.TTL)))
 	case rng.IntN(20) == 0:
 		length = w.TTL + w.TTL/2
+	}
+	if rng.IntN(4) == 0 {
+		w.changeTTL(ctx, rng, l)
+		length = max(length, w.TTL+w.TTL/2) // then work as long as Until() allows
 	}
 	stop := start.Add(length)
 	for time.Now().Before(stop) && ctx.Err() == nil {
@@ -98,4 +103,26 @@ func (w *Workload) hold(ctx context.Context, rng *rand.Rand, id int, l *redlock.
 	}
 	l.Unlock(context.WithoutCancel(ctx))
 	w.Recorder.AddHold(Hold{Name: l.Name(), Worker: id, Token: l.Token(), Start: start, End: end})
+}
+
+// changeTTL is a holder whose job turned out shorter or longer than
+// planned: it asks for a TTL from a quarter of the lock's to twice it,
+// under a context that may end before the nodes answer (already ended, cut
+// off within a node timeout or two, or not at all). Whatever Extend
+// returns, the holder then trusts Until(): no outcome may leave Until()
+// past the keys (ALGORITHM.md E4, E6), or the checkers see two holders.
+func (w *Workload) changeTTL(ctx context.Context, rng *rand.Rand, l *redlock.Lock) {
+	ttl := w.TTL/4 + time.Duration(rng.Int64N(int64(w.TTL*7/4)))
+	ttl = ttl.Truncate(time.Millisecond)
+	var cut time.Duration
+	switch rng.IntN(3) {
+	case 0: // already ended
+	case 1:
+		cut = time.Duration(rng.Int64N(int64(2*w.NodeTimeout))) + 1
+	default:
+		cut = w.TTL
+	}
+	ectx, cancel := context.WithTimeout(ctx, cut)
+	defer cancel()
+	l.Extend(ectx, ttl)
 }

@@ -89,11 +89,15 @@ func NewNode(p pool.Pool, scripts ...string) *Node {
 func (n *Node) Addr() string { return n.p.Addr() }
 
 // Do sends r; r's handler is called once its reply is in, or it failed.
-// When the connection is up and nobody is writing, the caller writes r
-// itself (one small write, no goroutine handoff: the latency of a lone
-// caller); otherwise r is queued for the writer goroutine, which batches
+// It never blocks on the node's socket (ALGORITHM.md C1). When the
+// connection is up, nobody is writing and every request written on it has
+// been answered, the caller writes r itself (one small write, no goroutine
+// handoff: the latency of a lone caller): the node has read everything
+// sent before, so the socket's buffers are empty and the write cannot
+// block. Otherwise r is queued for the writer goroutine, which batches
 // everything queued into one write and does any dialing, so a caller never
-// waits for a dial or for other callers' writes.
+// waits for a dial, for other callers' writes, or for a frozen node that
+// stopped reading.
 func (n *Node) Do(r Request) {
 	n.mu.Lock()
 	if n.closed {
@@ -101,10 +105,10 @@ func (n *Node) Do(r Request) {
 		r.reply(nil, ErrClosed)
 		return
 	}
-	if !n.writing && len(n.queue) == 0 && n.cur != nil && !n.cur.dead.Load() && !n.cur.reload.Load() {
+	if !n.writing && len(n.queue) == 0 && n.cur != nil && n.cur.idle() {
 		n.writing = true
 		n.mu.Unlock()
-		if cur := n.cur; !cur.dead.Load() { // the reader may have killed it meanwhile
+		if cur := n.cur; cur.idle() { // the reader may have killed it meanwhile
 			one := [1]Request{r}
 			n.putToken(n.send(cur, one[:]))
 			return
@@ -161,6 +165,10 @@ type conn struct {
 	cause  atomic.Pointer[error] // why it died, when known
 	reload atomic.Bool           // a NOSCRIPT was seen: load the scripts again
 	done   chan struct{}
+	// unanswered counts the requests written and not yet answered (or
+	// failed) by the reader: while it is 0 the node has read everything
+	// sent, so a write of one request cannot block (C1).
+	unanswered atomic.Int64
 
 	// inflight holds the requests written, in write order, for the
 	// reader; it grows as needed (an extension wave of many locks).
@@ -171,7 +179,14 @@ type conn struct {
 	signal   chan struct{}
 }
 
+// idle reports whether a caller may write on c itself: it is alive, needs
+// no script reload, and every request written on it was answered.
+func (c *conn) idle() bool {
+	return !c.dead.Load() && !c.reload.Load() && c.unanswered.Load() == 0
+}
+
 func (c *conn) push(r Request) {
+	c.unanswered.Add(1)
 	c.mu.Lock()
 	c.inflight = append(c.inflight, r)
 	c.mu.Unlock()
@@ -362,7 +377,7 @@ func (c *conn) reader() {
 	defer close(c.done)
 	defer c.c.Close()
 	defer c.kill()
-	var cause error
+	var cause error // why the connection died, for the requests after it
 	for {
 		r, ok := c.pop()
 		if !ok {
@@ -375,7 +390,7 @@ func (c *conn) reader() {
 					cause = *p
 				}
 			}
-			r.reply(nil, cause)
+			c.done1(r, nil, cause)
 			continue
 		}
 		// A reply already in our buffer counts even if this goroutine was
@@ -385,22 +400,26 @@ func (c *conn) reader() {
 		var rerr redis.Error
 		switch {
 		case err == nil:
-			r.reply(v, nil)
 		case errors.As(err, &rerr):
 			if strings.HasPrefix(string(rerr), "NOSCRIPT") {
 				c.reload.Store(true)
 				err = fmt.Errorf("%w: %v", ErrNoScript, rerr)
 			}
-			r.reply(nil, err)
 		default:
 			if isTimeout(err) {
 				err = ErrTimeout
 			}
 			cause = err
 			c.kill()
-			r.reply(nil, err)
 		}
+		c.done1(r, v, err)
 	}
+}
+
+// done1 hands r its outcome and counts it answered (C1).
+func (c *conn) done1(r Request, v any, err error) {
+	c.unanswered.Add(-1)
+	r.reply(v, err)
 }
 
 func isTimeout(err error) bool {
