@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -86,11 +88,14 @@ func WithUsername(username string) Option { return func(c *config) { c.username 
 // WithDB selects database db on each new connection. Default: 0.
 func WithDB(db int) Option { return func(c *config) { c.db = db } }
 
-// WithTLS dials with TLS using cfg. Default: plain TCP.
+// WithTLS dials with TLS using cfg; when cfg.ServerName is empty, the host
+// of the address is verified. The handshake is bounded by the dial timeout
+// and the caller's context, like the rest of the dial. Default: plain TCP.
 func WithTLS(cfg *tls.Config) Option { return func(c *config) { c.tls = cfg } }
 
-// WithDialTimeout bounds connecting to the node, AUTH and SELECT included.
-// Default: 1s.
+// WithDialTimeout bounds connecting to the node, TLS handshake, AUTH and
+// SELECT included; a caller's context that ends sooner ends the dial
+// sooner. Default: 1s.
 func WithDialTimeout(d time.Duration) Option { return func(c *config) { c.dialTimeout = d } }
 
 // WithReadTimeout bounds waiting for one reply when the caller's context
@@ -157,30 +162,28 @@ func New(addr string, opts ...Option) Pool {
 	if err := c.validate(addr); err != nil {
 		return &badPool{addr: addr, err: err}
 	}
-	dialOpts := []redis.DialOption{
-		redis.DialConnectTimeout(c.dialTimeout),
+	d := &dialer{addr: addr, timeout: c.dialTimeout, tls: c.tls}
+	d.opts = []redis.DialOption{
 		redis.DialReadTimeout(c.readTimeout),
 		redis.DialWriteTimeout(c.writeTimeout),
 		redis.DialDatabase(c.db),
 	}
+	var setup []string
 	if c.passwordSet {
-		dialOpts = append(dialOpts, redis.DialPassword(c.password))
+		d.opts = append(d.opts, redis.DialPassword(c.password))
+	}
+	if c.password != "" { // redigo sends no AUTH for an empty password
+		setup = append(setup, "AUTH")
 	}
 	if c.username != "" {
-		dialOpts = append(dialOpts, redis.DialUsername(c.username))
+		d.opts = append(d.opts, redis.DialUsername(c.username))
 	}
-	if c.tls != nil {
-		dialOpts = append(dialOpts, redis.DialUseTLS(true), redis.DialTLSConfig(c.tls))
+	if c.db != 0 {
+		setup = append(setup, fmt.Sprintf("SELECT %d", c.db))
 	}
-	dialTimeout := c.dialTimeout
+	d.setup = strings.Join(setup, ", ")
 	rp := &redis.Pool{
-		DialContext: func(ctx context.Context) (redis.Conn, error) {
-			// The handshake (AUTH, SELECT) runs under the read timeout,
-			// so bound the whole dial by the caller's context too.
-			ctx, cancel := context.WithTimeout(ctx, dialTimeout)
-			defer cancel()
-			return redis.DialContext(ctx, "tcp", addr, dialOpts...)
-		},
+		DialContext: d.dial,
 		MaxIdle:     c.maxIdle,
 		MaxActive:   c.maxActive,
 		IdleTimeout: c.idleTimeout,
@@ -271,6 +274,112 @@ func (p *redigoPool) Close() error {
 	p.closed = true
 	return p.p.Close()
 }
+
+// dialer opens the connections of a pool built by New.
+//
+// redigo's own TLS (DialUseTLS) runs the handshake under a fixed timer of
+// its own (DialTLSHandshakeTimeout, 10 s by default) and never looks at the
+// context, so a node that does not answer the ClientHello held every dial,
+// and every Close waiting for it, for 10 s. dialer does the TCP connect and
+// the handshake itself, in a redigo DialContextFunc, under the dial context;
+// redigo then runs AUTH and SELECT under the same context.
+type dialer struct {
+	addr    string
+	timeout time.Duration
+	tls     *tls.Config // nil: plain TCP
+	opts    []redis.DialOption
+	setup   string // the commands redigo sends after connecting, for errors
+}
+
+// dial opens one connection: TCP connect, TLS handshake, AUTH and SELECT,
+// all within the dial timeout and the caller's context, whichever ends first.
+func (d *dialer) dial(ctx context.Context) (redis.Conn, error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, d.timeout, &dialTimeoutError{d.timeout})
+	defer cancel()
+	connected := false
+	opts := append(d.opts[:len(d.opts):len(d.opts)], redis.DialContextFunc(
+		func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := d.dialContext(ctx, network, addr)
+			connected = err == nil
+			return conn, err
+		}))
+	conn, err := redis.DialContext(ctx, "tcp", d.addr, opts...)
+	if err != nil && connected {
+		// AUTH or SELECT failed. redigo's errors do not say which step, nor
+		// whose deadline ended it. (They never hold the password.)
+		return nil, fmt.Errorf("connection set-up (%s) with %s: %w", d.setup, d.addr, setupCause(ctx, err))
+	}
+	return conn, err
+}
+
+// setupCause returns why ctx ended if it ended the set-up command that
+// failed with err, else err. redigo reports an ended context as ctx.Err(),
+// or, when the read deadline it derived from ctx's deadline fires first, as
+// an i/o timeout.
+func setupCause(ctx context.Context, err error) error {
+	var ne net.Error
+	timeout := errors.As(err, &ne) && ne.Timeout()
+	if ctx.Err() == nil {
+		dl, ok := ctx.Deadline()
+		if !ok || !timeout || time.Now().Before(dl) {
+			return err // not the context: an error reply, or the read timeout
+		}
+		<-ctx.Done() // the deadline has passed: its timer is due
+	}
+	if timeout || errors.Is(err, ctx.Err()) {
+		return context.Cause(ctx)
+	}
+	return err
+}
+
+// keepAlive is redigo's default TCP keep-alive period, which DialContextFunc
+// replaces along with redigo's net.Dialer.
+const keepAlive = 5 * time.Minute
+
+// dialContext connects to addr and, with TLS, completes the handshake before
+// ctx ends.
+func (d *dialer) dialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	nd := net.Dialer{Timeout: d.timeout, KeepAlive: keepAlive}
+	conn, err := nd.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if d.tls == nil {
+		return conn, nil
+	}
+	cfg := d.tls.Clone()
+	if cfg.ServerName == "" { // as redigo: verify the host we dialed
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("TLS with %s: %w", addr, err)
+		}
+		cfg.ServerName = host
+	}
+	tc := tls.Client(conn, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		conn.Close()
+		if ctx.Err() != nil {
+			// The context ended the handshake: say whether it was the
+			// dial timeout or the caller's context.
+			err = context.Cause(ctx)
+		}
+		return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
+	}
+	return tc, nil
+}
+
+// dialTimeoutError is the cause of a dial that ran out of the pool's dial
+// timeout. It is a timeout (net.Error) and matches
+// context.DeadlineExceeded, as a caller's expired deadline would.
+type dialTimeoutError struct{ d time.Duration }
+
+func (e *dialTimeoutError) Error() string {
+	return fmt.Sprintf("no answer within the dial timeout %v: %v", e.d, context.DeadlineExceeded)
+}
+func (e *dialTimeoutError) Timeout() bool   { return true }
+func (e *dialTimeoutError) Temporary() bool { return true }
+func (e *dialTimeoutError) Unwrap() error   { return context.DeadlineExceeded }
 
 // badPool stands for a pool whose options were invalid; it fails every call
 // with the validation error instead of panicking.

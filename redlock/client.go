@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-multierror"
 
@@ -24,7 +25,6 @@ type Client struct {
 	pools     []pool.Pool
 	nodes     []*pipe.Node  // one pipelined connection per node
 	wait      *waiters      // wakes Lock callers on release
-	line      queue         // orders this client's waiters per name
 	ext       extensions    // auto-extension of held locks
 	closing   chan struct{} // closed when Close starts
 	cfg       config
@@ -68,7 +68,7 @@ func New(pools []pool.Pool, opts ...Option) (*Client, error) {
 	c.wait = newWaiters(pools)
 	c.nodes = make([]*pipe.Node, len(pools))
 	for i, p := range pools {
-		c.nodes[i] = pipe.NewNode(p, acquireSrc, releaseSrc, extendSrc, fenceSrc)
+		c.nodes[i] = pipe.NewNode(p, acquireSrc, releaseSrc, lineSrc, extendSrc, fenceSrc)
 	}
 	return c, nil
 }
@@ -118,76 +118,91 @@ func (c *Client) callConfig(name string, opts []Option) (config, error) {
 // failed or the validity ran out, with each node's failure as a *NodeError,
 // and that wraps ctx.Err() when the caller's context ended the attempt. It
 // returns as soon as the outcome is known (ALGORITHM.md A6): a slow or frozen
-// node never delays it.
+// node never delays it. It does not wait in line: while others wait, the
+// lock is held or reserved for the first of them, and TryLock is refused
+// (L5).
 func (c *Client) TryLock(ctx context.Context, name string, opts ...Option) (*Lock, error) {
 	cfg, err := c.callConfig(name, opts)
 	if err != nil {
 		return nil, err
 	}
-	return c.attempt(ctx, name, &cfg)
+	return c.attempt(ctx, name, &cfg, nil)
 }
 
 // Lock takes the lock called name, making up to WithTries attempts with the
-// WithRetryDelay pause between them, until ctx ends (ALGORITHM.md A9). While
-// the lock is held by someone else, a release wakes it at once: it does not
-// wait out the pause. Its errors are TryLock's, counting the attempts.
+// WithRetryDelay pause between them, or until ctx ends, whichever comes
+// first (ALGORITHM.md A9). Once it finds the lock held, it waits in line
+// with the waiters of every client, served in the order they arrived: a
+// release reserves the lock for the first in line and wakes it at once
+// (L1-L6), and the attempts a waiter makes meanwhile to keep its place do
+// not count against WithTries. Its errors are TryLock's, counting the
+// attempts.
 func (c *Client) Lock(ctx context.Context, name string, opts ...Option) (*Lock, error) {
 	cfg, err := c.callConfig(name, opts)
 	if err != nil {
 		return nil, err
 	}
 	var (
-		qe   *QuorumError                  // the last attempt's failure
-		wake <-chan struct{}               // releases of name, once waiting for them
-		turn = func() bool { return true } // whether this waiter may attempt now
+		qe *QuorumError // the last attempt's failure
+		w  *waiter      // this caller's place in line, once it waits
 	)
-	for attempt := 1; ; attempt++ {
-		if turn() {
-			l, err := c.attempt(ctx, name, &cfg)
-			if err == nil {
-				return l, nil
-			}
-			var last *QuorumError
-			if !errors.As(err, &last) {
-				return nil, err
-			}
-			qe = last.after(qe)
+	defer func() {
+		if w != nil {
+			w.stop()
 		}
+	}()
+	for attempt := 1; ; attempt++ {
+		l, err := c.attempt(ctx, name, &cfg, w)
+		if err == nil {
+			return l, nil
+		}
+		var last *QuorumError
+		if !errors.As(err, &last) {
+			return nil, c.gaveUp(name, w, &cfg, err)
+		}
+		qe = last.after(qe)
 		qe.Attempts = attempt
 		if attempt >= cfg.tries || qe.ctxErr != nil || errors.Is(qe, ErrClosed) {
-			return nil, qe
+			return nil, c.gaveUp(name, w, &cfg, qe)
 		}
-		if wake == nil && qe.Refused > 0 { // held elsewhere: wait for its release, in line
-			ch, stop := c.wait.wait(name)
-			defer stop()
-			t := c.line.join(name, ch)
-			defer c.line.leave(name, t)
-			wake, turn = ch, func() bool { return c.line.head(name, t) }
+		join := w == nil && qe.Refused > 0
+		if join { // held elsewhere: wait in line
+			w = c.join(name)
 		}
-		if l, err := c.pauseFor(ctx, name, &cfg, attempt, wake, turn, qe); l != nil || err != nil {
-			return l, err
+		// Joining, the first attempt in line is made at once: it enters
+		// the line on every node.
+		if l, err := c.pauseFor(ctx, name, &cfg, attempt, w, qe, join); l != nil || err != nil {
+			if err != nil {
+				return nil, c.gaveUp(name, w, &cfg, err)
+			}
+			return l, nil
 		}
 	}
 }
 
-// pauseFor waits out the pause after attempt. A release wakes it for an
-// extra attempt (when it is this waiter's turn), which does not count
-// against WithTries: only the pauses do, so Lock gives up after about as
-// long as it would polling alone. It returns the lock, or the error when
-// ctx ended, or neither when the pause ran out.
-func (c *Client) pauseFor(ctx context.Context, name string, cfg *config, attempt int, wake <-chan struct{}, turn func() bool, qe *QuorumError) (*Lock, error) {
-	timeout := make(chan struct{})
-	t := c.clock.AfterFunc(cfg.retryDelay(attempt), func() { close(timeout) })
-	defer t.Stop()
+// gaveUp takes a waiter that gives up out of the line (L4) and returns err.
+func (c *Client) gaveUp(name string, w *waiter, cfg *config, err error) error {
+	if w != nil {
+		c.leave(name, w, cfg.nodeTimeout)
+	}
+	return err
+}
+
+// pauseFor waits out the pause after attempt. A waiter in line makes an
+// extra attempt when a release reserved the lock for it, and one every
+// refresh interval to keep its place (L3), the first at once when now is
+// set; none counts against WithTries: only the pauses do, so Lock gives up
+// after about as long as it would polling alone. It returns the lock, or
+// the error when ctx ended, or neither when the pause ran out.
+func (c *Client) pauseFor(ctx context.Context, name string, cfg *config, attempt int, w *waiter, qe *QuorumError, now bool) (*Lock, error) {
+	end := c.clock.Now().Add(cfg.retryDelay(attempt))
+	var bell <-chan struct{}
+	if w != nil {
+		bell = w.bell.ch
+	}
 	for {
-		select {
-		case <-timeout:
-			return nil, nil
-		case <-wake:
-			if !turn() {
-				continue
-			}
-			l, err := c.attempt(ctx, name, cfg)
+		if now {
+			l, err := c.attempt(ctx, name, cfg, w)
 			if err == nil {
 				return l, nil
 			}
@@ -195,16 +210,43 @@ func (c *Client) pauseFor(ctx context.Context, name string, cfg *config, attempt
 			if errors.As(err, &last) {
 				*qe = *last.after(qe)
 				qe.Attempts = attempt
+				if qe.ctxErr != nil || errors.Is(qe, ErrClosed) {
+					return nil, qe
+				}
 			}
+		}
+		now = true
+		next := end
+		if w != nil {
+			next = earliest(end, c.clock.Now().Add(refreshEvery(cfg.nodeTimeout)))
+		}
+		tick := make(chan struct{})
+		t := c.clock.AfterFunc(next.Sub(c.clock.Now()), func() { close(tick) })
+		select {
+		case <-tick:
+		case <-bell:
 		case <-ctx.Done():
+			t.Stop()
 			qe.ctxErr = ctx.Err()
 			return nil, qe
+		}
+		t.Stop()
+		if !c.clock.Now().Before(end) {
+			return nil, nil
 		}
 	}
 }
 
-// attempt is one acquisition (ALGORITHM.md A1-A8, A10).
-func (c *Client) attempt(ctx context.Context, name string, cfg *config) (*Lock, error) {
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// attempt is one acquisition (ALGORITHM.md A1-A8, A10); a waiter's goes
+// through the line (L2).
+func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waiter) (*Lock, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, c.unsent("lock", name, ErrNotAcquired, err)
 	}
@@ -215,7 +257,13 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config) (*Lock, 
 	// with no script to run: nil grants, a value refuses, and a key of
 	// another type answers WRONGTYPE. Fencing needs the script's INCR (F1).
 	cmd, args := "SET", []any{key, value, "NX", "PX", cfg.ttl.Milliseconds(), "GET"}
-	if cfg.fencing {
+	var line any
+	switch {
+	case w != nil:
+		line = LineKey(name)
+		cmd, args = "EVALSHA", w.lineArgs(key, line, CounterKey(name), value, cfg)
+		w.bell.reset() // reservations announced from now on ring for the next attempt
+	case cfg.fencing:
 		cmd, args = "EVALSHA", []any{acquireHash, 2, key, CounterKey(name), value, cfg.ttl.Milliseconds(), "1"}
 	}
 	// A2: T1 is read right before the requests are queued for writing;
@@ -235,14 +283,22 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config) (*Lock, 
 	until := t1.Add(cfg.ttl - driftAllowance(cfg.ttl, cfg.driftFactor))
 	expired := !c.clock.Now().Before(until)
 	if ok && !expired {
-		return newLock(c, name, key, value, token, cfg, t1, until), nil
+		if w != nil {
+			c.leave(name, w, cfg.nodeTimeout) // L4: out of the line everywhere
+		}
+		return newLock(c, name, key, line, value, token, cfg, t1, until), nil
 	}
 	// A8: a failed attempt releases its value everywhere it may have been
 	// applied: grants, errors, timeouts and nodes still silent (A4). A
 	// definite refusal wrote nothing. Each release is queued behind the
 	// acquisition on that node's connection, so it runs after it, and
 	// nobody waits for it.
-	release := []any{releaseHash, 1, key, value, "0"}
+	// L2: on a node where a waiter is in line, the release reserves the
+	// lock for the first of them (this waiter, if it is first).
+	if line == nil {
+		line = LineKey(name)
+	}
+	release := []any{releaseHash, 2, key, line, value, "0", reserveFor(cfg.nodeTimeout).Milliseconds()}
 	for i, s := range r.slots {
 		if s.res != quorum.Refused {
 			c.nodes[i].Do(pipe.Request{Cmd: "EVALSHA", Args: release, Timeout: cfg.nodeTimeout})

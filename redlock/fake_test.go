@@ -113,6 +113,8 @@ func scriptOf(cmd string, args []any) string {
 		return "extend"
 	case fenceHash:
 		return "fence"
+	case lineHash:
+		return "line"
 	}
 	return "?"
 }

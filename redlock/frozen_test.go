@@ -17,7 +17,9 @@ import (
 // drains back to one connection and one reader per node.
 func TestNoPileUpBehindFrozenNode(t *testing.T) {
 	c := redistest.New(t, 5)
-	const tau = 50 * time.Millisecond
+	// Room for a loaded machine's noise: a healthy node missing this
+	// deadline fails a call for reasons that are not this test's.
+	const tau = 200 * time.Millisecond
 	pools := newPools(t, c.Addrs(), pool.WithMaxActive(64))
 	cl := newClientOn(t, pools, redlock.WithNodeTimeout(tau))
 	// Warm up: every node's connection and reader are up.

@@ -18,6 +18,7 @@ type Lock struct {
 	c           *Client
 	name        string
 	key, value  any // boxed once, shared by every request
+	line        any // LineKey(name), boxed; nil until the release needs it
 	token       uint64
 	ttl         time.Duration
 	nodeTimeout time.Duration
@@ -42,9 +43,9 @@ type Lock struct {
 // errUnlocked is Err after Unlock.
 var errUnlocked = fmt.Errorf("%w: released by Unlock", ErrNotHeld)
 
-func newLock(c *Client, name string, key, value any, token uint64, cfg *config, acquired, until time.Time) *Lock {
+func newLock(c *Client, name string, key, line, value any, token uint64, cfg *config, acquired, until time.Time) *Lock {
 	l := &Lock{
-		c: c, name: name, key: key, value: value, token: token,
+		c: c, name: name, key: key, line: line, value: value, token: token,
 		ttl: cfg.ttl, nodeTimeout: cfg.nodeTimeout, driftFactor: cfg.driftFactor,
 		acquired: acquired, maxHold: cfg.maxHold, until: until, held: true,
 	}
@@ -200,7 +201,12 @@ func (l *Lock) Unlock(ctx context.Context) error {
 // decided. On each node it runs after the acquisition: one connection per
 // node keeps the order of requests.
 func (l *Lock) release(ctx context.Context) *round {
-	return l.c.run(ctx, nil, 0, l.nodeTimeout, "EVALSHA", []any{releaseHash, 1, l.key, l.value, "1"})
+	line := l.line
+	if line == nil {
+		line = LineKey(l.name)
+	}
+	// L2: where waiters are in line, the lock is reserved for the first.
+	return l.c.run(ctx, nil, 0, l.nodeTimeout, "EVALSHA", []any{releaseHash, 2, l.key, line, l.value, "1", reserveFor(l.nodeTimeout).Milliseconds()})
 }
 
 // Extend makes the lock last at least ttl from now on the nodes where it

@@ -71,20 +71,23 @@ func TestLockUnlockRoundTrip(t *testing.T) {
 	}
 }
 
-// A6, A7: many goroutines contend for one name; never two holders at once,
-// and a read-modify-write under the lock loses no update.
+// A6, A7, L2: many instances (a client each, as separate services would
+// have) and goroutines contend for one name, waiting in line; never two
+// holders at once, and a read-modify-write under the lock loses no update.
 func TestContentionNeverTwoHolders(t *testing.T) {
 	c := redistest.New(t, 5)
-	cl := newClient(t, c, redlock.WithTTL(5*time.Second), redlock.WithNodeTimeout(time.Second),
-		redlock.WithTries(1000), redlock.WithRetryDelay(func(int) time.Duration { return time.Millisecond }))
+	opts := []redlock.Option{redlock.WithTTL(5 * time.Second), redlock.WithNodeTimeout(time.Second),
+		redlock.WithTries(1000), redlock.WithRetryDelay(func(int) time.Duration { return time.Millisecond })}
+	clients := []*redlock.Client{newClient(t, c, opts...), newClient(t, c, opts...), newClient(t, c, opts...), newClient(t, c, opts...)}
 	const workers, rounds = 8, 15
 	var inside, counter, overlaps atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
-	for range workers {
+	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			cl := clients[w%len(clients)]
 			for range rounds {
 				l, err := cl.Lock(t.Context(), "contended")
 				if err != nil {

@@ -178,8 +178,14 @@ func (r *round) errors() *multierror.Error {
 			continue
 		}
 		err := s.err
-		if errors.Is(err, pipe.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		switch {
+		case errors.Is(err, pipe.ErrTimeout):
 			err = fmt.Errorf("%w: no answer within %v", ErrNodeTimeout, r.tau)
+		case errors.Is(err, context.DeadlineExceeded):
+			// A connection's set-up that ran out of time (its dial timeout):
+			// keep what it says (which step, which timeout), as a node
+			// timeout, never as the caller's DeadlineExceeded.
+			err = fmt.Errorf("%w: %s", ErrNodeTimeout, err.Error())
 		}
 		all = appendNodeErrors(all, &NodeError{Addr: r.c.nodes[r.node(i)].Addr(), Err: err})
 	}

@@ -9,8 +9,15 @@ import (
 var (
 	//go:embed acquire.lua
 	acquireSrc string
+	//go:embed line_head.lua
+	lineHeadSrc string
 	//go:embed release.lua
-	releaseSrc string
+	releaseBody string
+	//go:embed line.lua
+	lineBody string
+	// The scripts that read the line start with its shared functions.
+	releaseSrc = lineHeadSrc + releaseBody
+	lineSrc    = lineHeadSrc + lineBody
 	//go:embed extend.lua
 	extendSrc string
 	//go:embed fence.lua
@@ -19,7 +26,8 @@ var (
 	// The scripts run by EVALSHA, falling back to EVAL (which loads them)
 	// when a node answers NOSCRIPT, so a warm node costs one round trip.
 	acquireScript = redis.NewScript(2, acquireSrc)
-	releaseScript = redis.NewScript(1, releaseSrc)
+	releaseScript = redis.NewScript(2, releaseSrc)
+	lineScript    = redis.NewScript(3, lineSrc)
 	extendScript  = redis.NewScript(1, extendSrc)
 	fenceScript   = redis.NewScript(2, fenceSrc)
 )
@@ -28,6 +36,7 @@ var (
 var (
 	acquireHash any = acquireScript.Hash()
 	releaseHash any = releaseScript.Hash()
+	lineHash    any = lineScript.Hash()
 	extendHash  any = extendScript.Hash()
 	fenceHash   any = fenceScript.Hash()
 )
@@ -46,6 +55,11 @@ const KeyPrefix = "redlock:"
 // first "}", and both keys share that prefix, so they share a slot for
 // every name that does not start with "}".
 func LockKey(name string) string { return KeyPrefix + "{" + name + "}" }
+
+// LineKey returns the Redis key of the line of waiters for lock name:
+// LockKey(name) + ":line", a hash that exists only while someone waits and
+// expires when nobody refreshes it (ALGORITHM.md L3).
+func LineKey(name string) string { return LockKey(name) + ":line" }
 
 // CounterKey returns the Redis key of the fencing counter of lock name:
 // LockKey(name) + ":fence". It has no TTL and is never deleted (ALGORITHM.md F).

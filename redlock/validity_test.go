@@ -136,7 +136,12 @@ func TestDefaultRetryDelayIsJitteredInRange(t *testing.T) {
 // Lock makes exactly WithTries attempts, with the WithRetryDelay pauses.
 func TestLockRetriesThenReportsAttempts(t *testing.T) {
 	var attempts sync.Map
-	refuse := func(cmd string, args []any) (any, error) { return []byte("another holder"), nil }
+	refuse := func(cmd string, args []any) (any, error) {
+		if cmd == "SET" {
+			return []byte("another holder"), nil // SET NX GET: the holder's value
+		}
+		return int64(0), nil // a waiter's attempt in line (L2), or its leaving
+	}
 	pools := []pool.Pool{&fakePool{addr: "a:1", reply: refuse}, &fakePool{addr: "b:1", reply: refuse}, &fakePool{addr: "c:1", reply: refuse}}
 	c := newTestClient(t, pools, WithTries(4), WithRetryDelay(func(n int) time.Duration {
 		attempts.Store(n, true)

@@ -25,26 +25,25 @@ func newWaiters(pools []pool.Pool) *waiters {
 	w := &waiters{subs: make([]*subscriber, len(pools))}
 	for i, p := range pools {
 		if d, ok := p.(pool.Dialer); ok {
-			w.subs[i] = &subscriber{d: d, chans: map[string]map[chan struct{}]struct{}{}, done: make(chan struct{}), stop: make(chan struct{})}
+			w.subs[i] = &subscriber{d: d, node: i, chans: map[string]map[*wakeup]struct{}{}, done: make(chan struct{}), stop: make(chan struct{})}
 		}
 	}
 	return w
 }
 
-// wait returns a channel that receives when name may have been released,
-// and the function that stops waiting.
-func (w *waiters) wait(name string) (chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
+// wait rings bell when releases of name are announced, until the function
+// it returns is called.
+func (w *waiters) wait(name string, bell *wakeup) func() {
 	channel := LockKey(name) + releasedSuffix
 	for _, s := range w.subs {
 		if s != nil {
-			s.add(channel, ch)
+			s.add(channel, bell)
 		}
 	}
-	return ch, func() {
+	return func() {
 		for _, s := range w.subs {
 			if s != nil {
-				s.remove(channel, ch)
+				s.remove(channel, bell)
 			}
 		}
 	}
@@ -78,10 +77,11 @@ const (
 // until the client closes. Callers never write on the connection
 // themselves (C1): they queue SUBSCRIBE and UNSUBSCRIBE for the sender.
 type subscriber struct {
-	d pool.Dialer
+	d    pool.Dialer
+	node int // the node's index, passed to the bells
 
 	mu        sync.Mutex
-	chans     map[string]map[chan struct{}]struct{}
+	chans     map[string]map[*wakeup]struct{}
 	conn      redis.Conn // nil while disconnected
 	pending   [][]any    // commands for the sender to write on conn
 	started   bool
@@ -95,7 +95,7 @@ type subscriber struct {
 	stop      chan struct{} // closed by close
 }
 
-func (s *subscriber) add(channel string, ch chan struct{}) {
+func (s *subscriber) add(channel string, bell *wakeup) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -109,18 +109,18 @@ func (s *subscriber) add(channel string, ch chan struct{}) {
 	}
 	set := s.chans[channel]
 	if set == nil {
-		set = map[chan struct{}]struct{}{}
+		set = map[*wakeup]struct{}{}
 		s.chans[channel] = set
 		s.queueLocked("SUBSCRIBE", channel)
 	}
-	set[ch] = struct{}{}
+	set[bell] = struct{}{}
 }
 
-func (s *subscriber) remove(channel string, ch chan struct{}) {
+func (s *subscriber) remove(channel string, bell *wakeup) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	set := s.chans[channel]
-	delete(set, ch)
+	delete(set, bell)
 	if len(set) == 0 && set != nil {
 		delete(s.chans, channel)
 		s.queueLocked("UNSUBSCRIBE", channel)
@@ -245,7 +245,7 @@ func (s *subscriber) receive(conn redis.Conn) {
 		// The pinger closes the connection if the node stops answering.
 		switch v := psc.ReceiveWithTimeout(0).(type) {
 		case redis.Message:
-			s.notify(v.Channel)
+			s.notify(v.Channel, v.Data)
 		case redis.Subscription:
 			s.mu.Lock()
 			s.lastSeen = time.Now()
@@ -295,14 +295,11 @@ func (s *subscriber) armPingerLocked() {
 	})
 }
 
-func (s *subscriber) notify(channel string) {
+func (s *subscriber) notify(channel string, payload []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for ch := range s.chans[channel] {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
+	for bell := range s.chans[channel] {
+		bell.announced(s.node, payload)
 	}
 }
 
@@ -310,11 +307,8 @@ func (s *subscriber) wakeAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, set := range s.chans {
-		for ch := range set {
-			select {
-			case ch <- struct{}{}:
-			default:
-			}
+		for bell := range set {
+			bell.ring()
 		}
 	}
 }

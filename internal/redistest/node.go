@@ -1,6 +1,7 @@
 package redistest
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -30,6 +31,7 @@ const (
 type Node struct {
 	bin, addr, dir, password string
 	args                     []string
+	tls                      *tls.Config // client side, for a node started WithTLS; nil: plain TCP
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -41,11 +43,18 @@ type Node struct {
 // startNode creates the node's directory and starts it, retrying on a fresh
 // port when another process took the probed one before redis-server bound it.
 func startNode(bin string, cfg config) (*Node, error) {
+	var clientTLS *tls.Config
+	if cfg.tls != nil {
+		var err error
+		if clientTLS, err = cfg.tls.clientConfig(); err != nil {
+			return nil, err
+		}
+	}
 	dir, err := os.MkdirTemp("", "redistest-")
 	if err != nil {
 		return nil, fmt.Errorf("redistest: temp dir: %w", err)
 	}
-	n := &Node{bin: bin, dir: dir, password: cfg.password}
+	n := &Node{bin: bin, dir: dir, password: cfg.password, tls: clientTLS}
 	for range portAttempts {
 		var port int
 		if port, err = freePort(); err != nil {
@@ -66,15 +75,21 @@ func startNode(bin string, cfg config) (*Node, error) {
 }
 
 func serverArgs(port int, dir string, cfg config) []string {
-	args := []string{
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+	args := []string{"--port", strconv.Itoa(port)}
+	if cfg.tls != nil {
+		// TLS only: the plain port is off, so nothing reaches the node
+		// without a handshake. Clients need no certificate of their own.
+		args = []string{"--port", "0", "--tls-port", strconv.Itoa(port),
+			"--tls-cert-file", cfg.tls.certFile, "--tls-key-file", cfg.tls.keyFile,
+			"--tls-ca-cert-file", cfg.tls.caFile, "--tls-auth-clients", "no"}
+	}
+	args = append(args, "--bind", "127.0.0.1",
 		"--dir", dir, "--logfile", filepath.Join(dir, logName),
 		"--daemonize", "no", "--protected-mode", "no",
 		"--maxmemory-policy", "noeviction",
 		// No RDB snapshots in either mode: they fork, and AOF alone is the
 		// durability under test.
-		"--save", "",
-	}
+		"--save", "")
 	if cfg.aof {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
 	} else {
@@ -114,8 +129,8 @@ func freePort() (int, error) {
 	return 0, fmt.Errorf("redistest: no free port found")
 }
 
-// launch starts the process and waits for PING. The caller holds n.mu or
-// has not yet shared n.
+// launch starts the process and waits until it is ready (see ready). The
+// caller holds n.mu or has not yet shared n.
 func (n *Node) launch() error {
 	out, err := os.OpenFile(filepath.Join(n.dir, stderrName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -143,6 +158,8 @@ func (n *Node) launch() error {
 	return nil
 }
 
+// waitReady polls until the node is ready, its process exits or
+// readyTimeout passes.
 func (n *Node) waitReady() error {
 	deadline := time.Now().Add(readyTimeout)
 	for {
@@ -152,21 +169,45 @@ func (n *Node) waitReady() error {
 				n.addr, n.cmd.ProcessState, n.logTail())
 		default:
 		}
-		// The answer must come from our own process: another server on
-		// the port (ours failed to bind) would answer PING too.
-		reply, err := n.do(200*time.Millisecond, "INFO", "server")
-		if info, ok := reply.([]byte); err == nil && ok {
-			if strings.Contains(string(info), fmt.Sprintf("process_id:%d\r\n", n.cmd.Process.Pid)) {
-				return nil
-			}
-			err = fmt.Errorf("another process answers on %s", n.addr)
+		err := n.ready(200 * time.Millisecond)
+		if err == nil {
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("redistest: redis-server on %s did not answer PING within %v: %v%s",
+			return fmt.Errorf("redistest: redis-server on %s did not answer PING with PONG within %v: %v%s",
 				n.addr, readyTimeout, err, n.logTail())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// ready reports, with nil, that our process serves commands. The port
+// answering is not enough: while it loads its data (AOF, RDB) the server
+// answers INFO but refuses every other command with LOADING, so the node is
+// ready only once PING gets PONG.
+func (n *Node) ready(timeout time.Duration) error {
+	conn, err := n.dial(timeout)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// The answer must come from our own process: another server on
+	// the port (ours failed to bind) would answer PING too.
+	info, err := redis.String(conn.Do("INFO", "server"))
+	if err != nil {
+		return fmt.Errorf("redistest: INFO on %s: %w", n.addr, err)
+	}
+	if !strings.Contains(info, fmt.Sprintf("process_id:%d\r\n", n.cmd.Process.Pid)) {
+		return fmt.Errorf("redistest: another process answers on %s", n.addr)
+	}
+	pong, err := redis.String(conn.Do("PING"))
+	if err != nil {
+		return fmt.Errorf("redistest: PING on %s: %w", n.addr, err) // e.g. LOADING
+	}
+	if pong != "PONG" {
+		return fmt.Errorf("redistest: PING on %s = %q, want PONG", n.addr, pong)
+	}
+	return nil
 }
 
 func (n *Node) bindFailed() bool {
@@ -282,7 +323,8 @@ func (n *Node) Resume() error {
 }
 
 // Restart kills the node if it is running and starts it again on the same
-// port and directory, waiting until it answers PING.
+// port and directory, waiting until it answers PING with PONG: with WithAOF,
+// until it has loaded its data.
 func (n *Node) Restart() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -295,7 +337,8 @@ func (n *Node) Restart() error {
 	return n.launch()
 }
 
-// Start starts a killed node again; it is a no-op if the node is running.
+// Start starts a killed node again and waits as Restart does; it is a
+// no-op if the node is running.
 func (n *Node) Start() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -337,13 +380,9 @@ func (n *Node) FlushAll() error {
 
 // do does not take n.mu: a paused node must not block Resume for the timeout.
 func (n *Node) do(timeout time.Duration, cmd string, args ...any) (any, error) {
-	conn, err := redis.Dial("tcp", n.addr,
-		redis.DialConnectTimeout(timeout),
-		redis.DialReadTimeout(timeout),
-		redis.DialWriteTimeout(timeout),
-		redis.DialPassword(n.password))
+	conn, err := n.dial(timeout)
 	if err != nil {
-		return nil, fmt.Errorf("redistest: dial %s: %w", n.addr, err)
+		return nil, err
 	}
 	defer conn.Close()
 	reply, err := conn.Do(cmd, args...)
@@ -351,4 +390,25 @@ func (n *Node) do(timeout time.Duration, cmd string, args ...any) (any, error) {
 		return nil, fmt.Errorf("redistest: %s on %s: %w", cmd, n.addr, err)
 	}
 	return reply, nil
+}
+
+// dial opens a connection to the node, over TLS for a node started WithTLS,
+// with every step (connect, handshake, AUTH, each command) bounded by
+// timeout.
+func (n *Node) dial(timeout time.Duration) (redis.Conn, error) {
+	opts := []redis.DialOption{
+		redis.DialConnectTimeout(timeout),
+		redis.DialReadTimeout(timeout),
+		redis.DialWriteTimeout(timeout),
+		redis.DialPassword(n.password),
+	}
+	if n.tls != nil {
+		opts = append(opts, redis.DialUseTLS(true), redis.DialTLSConfig(n.tls),
+			redis.DialTLSHandshakeTimeout(timeout)) // redigo's default is 10 s
+	}
+	conn, err := redis.Dial("tcp", n.addr, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("redistest: dial %s: %w", n.addr, err)
+	}
+	return conn, nil
 }

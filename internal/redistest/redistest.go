@@ -16,6 +16,7 @@ type config struct {
 	binary   string
 	aof      bool
 	password string
+	tls      *tlsFiles
 	args     []string
 }
 
@@ -29,6 +30,16 @@ func WithAOF() Option { return func(c *config) { c.aof = true } }
 
 // WithPassword sets requirepass; Node.Do authenticates with it.
 func WithPassword(pw string) Option { return func(c *config) { c.password = pw } }
+
+// WithTLS starts TLS-only nodes: the node's port (Node.Addr) is its
+// --tls-port, the plain port is off, and clients need no certificate of
+// their own (--tls-auth-clients no). certFile and keyFile are the server's
+// PEM certificate, which must be valid for the IP address 127.0.0.1, and
+// key; caFile holds the authority that signed it, which Node.Do trusts.
+// WriteTestCerts makes such files. By default nodes speak plain TCP.
+func WithTLS(certFile, keyFile, caFile string) Option {
+	return func(c *config) { c.tls = &tlsFiles{certFile, keyFile, caFile} }
+}
 
 // WithArgs appends extra redis-server command-line arguments, which override
 // the defaults, e.g. WithArgs("--maxmemory-policy", "allkeys-lru").
@@ -64,8 +75,9 @@ type Cluster struct {
 	closeErr  error
 }
 
-// Start starts n nodes in parallel and waits until each answers PING. On
-// error nothing is left running. The caller must call Close.
+// Start starts n nodes in parallel and waits until each answers PING with
+// PONG (a node still loading its data answers LOADING). On error nothing is
+// left running. The caller must call Close.
 func Start(n int, opts ...Option) (*Cluster, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("redistest: need at least one node, got %d", n)

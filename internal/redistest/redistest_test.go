@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gomodule/redigo/redis"
 	"go.uber.org/goleak"
 )
 
@@ -222,4 +223,77 @@ func TestMissingBinary(t *testing.T) {
 		t.Fatalf("Start with missing binary: %v; want error naming /nonexistent", err)
 	}
 	t.Log(err)
+}
+
+// Restart (like Start and New) returns only once the node serves commands:
+// a node still loading its append-only file answers INFO but refuses
+// everything else with LOADING. key-load-delay (a debug setting) makes the
+// load of keys slow enough to be seen every time, and a small
+// loading-process-events-interval-bytes makes the server answer while it loads.
+func TestRestartWaitsForLoading(t *testing.T) {
+	t.Parallel()
+	const keys = 2000
+	n := New(t, 1, WithAOF(), WithArgs(
+		"--key-load-delay", "500", // µs per key: about 1 s to load
+		"--loading-process-events-interval-bytes", "1024")).Nodes()[0]
+	if _, err := n.Do("EVAL", "for i = 1, ARGV[1] do redis.call('SET', 'k'..i, i) end", 0, keys); err != nil {
+		t.Fatal(err)
+	}
+	// key-load-delay applies to the RDB part of the AOF: rewrite it so
+	// every key is there.
+	if _, err := n.Do("BGREWRITEAOF"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := n.Do("INFO", "persistence")
+		s, _ := info.([]byte)
+		if err == nil && strings.Contains(string(s), "aof_rewrite_in_progress:0") &&
+			strings.Contains(string(s), "aof_rewrite_scheduled:0") && strings.Contains(string(s), "aof_last_bgrewrite_status:ok") &&
+			!strings.Contains(string(s), "aof_rewrites:0\r\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("AOF rewrite not done within 10s: %s, %v", s, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	start := time.Now()
+	if err := n.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Restart took %v", time.Since(start).Round(time.Millisecond))
+	if reply, err := n.Do("PING"); err != nil || reply != "PONG" {
+		t.Fatalf("PING right after Restart = %v, %v; want PONG (Restart returned before loading ended)", reply, err)
+	}
+	if size, err := n.Do("DBSIZE"); err != nil || size != int64(keys) {
+		t.Fatalf("DBSIZE after Restart = %v, %v; want %d", size, err, keys)
+	}
+}
+
+func TestTLS(t *testing.T) {
+	t.Parallel()
+	cert, key, ca, err := WriteTestCerts(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := New(t, 1, WithTLS(cert, key, ca), WithPassword("s3cret")).Nodes()[0]
+	ping(t, n) // Node.Do speaks TLS, trusting ca
+	if cfg, err := redis.StringMap(n.Do("CONFIG", "GET", "port")); err != nil || cfg["port"] != "0" {
+		t.Fatalf("CONFIG GET port = %v, %v; want port 0 (TLS only)", cfg, err)
+	}
+	// Plain TCP on the TLS port gets no PONG.
+	plain := &Node{addr: n.Addr(), password: "s3cret"}
+	if reply, err := plain.do(300*time.Millisecond, "PING"); err == nil {
+		t.Fatalf("plain PING on the TLS port = %v; want an error", reply)
+	}
+	if err := n.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	ping(t, n)
+
+	_, err = Start(1, WithTLS(cert, key, ca+".missing"))
+	if err == nil || !strings.Contains(err.Error(), ca+".missing") {
+		t.Fatalf("Start with a missing CA file: %v; want an error naming it", err)
+	}
 }

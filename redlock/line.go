@@ -1,0 +1,133 @@
+package redlock
+
+import (
+	"crypto/rand"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/quorumlock/quorumlock/internal/pipe"
+	"github.com/quorumlock/quorumlock/internal/quorum"
+)
+
+// The line of waiters (ALGORITHM.md L1-L6). Lock callers that find the
+// lock held wait in one line per name, kept on every node, across all the
+// clients of all the processes: a release does not free the lock but
+// reserves it for the first in line, who alone can take it, so waiters are
+// served in the order they arrived and never split a quorum among
+// themselves. The line only ever withholds a grant: the lock is still taken
+// by Q grants of a key that held no other lock within the validity (A7).
+//
+// Its timing derives from the node timeout tau, so that a waiter that dies
+// or freezes holds the others back for a few tau, never a TTL (L3, L4):
+// an entry lives lineLifetime past the waiter's last attempt, the waiter
+// attempts every refreshEvery, and a reservation lasts reserveFor.
+
+// lineLifetime is how long a waiter's entry outlives its last attempt.
+func lineLifetime(tau time.Duration) time.Duration { return 4 * tau }
+
+// refreshEvery is how often a waiter attempts (and so renews its entry)
+// when nothing wakes it.
+func refreshEvery(tau time.Duration) time.Duration { return tau }
+
+// reserveFor is how long a reservation for the first in line lasts.
+func reserveFor(tau time.Duration) time.Duration { return 4 * tau }
+
+// waiter is one Lock caller in the line of a name.
+type waiter struct {
+	id     string // its entry, and how reservations name it
+	ticket string // its place: microseconds of the wall clock when it joined (L1)
+	bell   *wakeup
+	stop   func() // stops listening for releases
+}
+
+// join puts the caller in the line of name: it listens for releases now
+// and enters the line on every node with its next attempt.
+func (c *Client) join(name string) *waiter {
+	w := &waiter{
+		id: "w" + rand.Text(),
+		// L1: the same ticket on every node, for the whole wait, so every
+		// node puts the same waiter first. It orders; it never times.
+		ticket: strconv.FormatInt(c.clock.Now().UnixMicro(), 10),
+	}
+	w.bell = newWakeup(w.id, len(c.nodes))
+	w.stop = c.wait.wait(name, w.bell)
+	return w
+}
+
+// lineArgs returns the arguments of a waiter's attempt (line.lua take).
+func (w *waiter) lineArgs(key, line, counter, value any, cfg *config) []any {
+	fence := "0"
+	if cfg.fencing {
+		fence = "1"
+	}
+	return []any{lineHash, 3, key, line, counter, "take", w.id, value, cfg.ttl.Milliseconds(),
+		w.ticket, lineLifetime(cfg.nodeTimeout).Milliseconds(), fence}
+}
+
+// leave takes the waiter out of the line on every node, in the background
+// (L4): after it took the lock, or gave up. Each request is queued behind
+// the waiter's last attempt on that node's connection, so it runs after it.
+func (c *Client) leave(name string, w *waiter, tau time.Duration) {
+	key := LockKey(name)
+	args := []any{lineHash, 3, key, LineKey(name), CounterKey(name), "leave", w.id, reserveFor(tau).Milliseconds()}
+	for _, n := range c.nodes {
+		n.Do(pipe.Request{Cmd: "EVALSHA", Args: args, Timeout: tau})
+	}
+}
+
+// wakeup is how a waiter is woken: releases ring it, and it waits on ch.
+type wakeup struct {
+	ch   chan struct{} // buffered: a ring is kept until taken
+	id   string        // the waiter's id: releases that reserve for it say it
+	need int           // reservations that ring it: a quorum
+
+	mu   sync.Mutex
+	seen []bool // the nodes that reserved the lock for it since reset
+}
+
+func newWakeup(id string, n int) *wakeup {
+	return &wakeup{ch: make(chan struct{}, 1), id: id, need: quorum.Majority(n), seen: make([]bool, n)}
+}
+
+func (w *wakeup) ring() {
+	select {
+	case w.ch <- struct{}{}:
+	default:
+	}
+}
+
+// announced takes a release's announcement from node i: a reservation for
+// this waiter counts, and rings it once a quorum of nodes has reserved
+// (L2: its attempt then finds enough of them reserved, instead of racing
+// the release to the others); a reservation for another waiter is not its
+// turn; anything else ('1': the lock is free, or a release by an older
+// client) rings it.
+func (w *wakeup) announced(i int, payload []byte) {
+	if len(payload) < 2 || payload[0] != 'w' {
+		w.ring()
+		return
+	}
+	if string(payload) != w.id {
+		return
+	}
+	w.mu.Lock()
+	w.seen[i] = true
+	n := 0
+	for _, s := range w.seen {
+		if s {
+			n++
+		}
+	}
+	w.mu.Unlock()
+	if n >= w.need {
+		w.ring()
+	}
+}
+
+// reset forgets the reservations seen: called before each attempt.
+func (w *wakeup) reset() {
+	w.mu.Lock()
+	clear(w.seen)
+	w.mu.Unlock()
+}

@@ -1,0 +1,41 @@
+-- line: a waiter's attempt, or its leaving the line (ALGORITHM.md L1-L5).
+-- KEYS[1] lock key L, KEYS[2] line of waiters, KEYS[3] fencing counter C
+-- (one hash slot). ARGV[1] 'take' or 'leave', ARGV[2] waiter id.
+-- take: ARGV[3] value v, ARGV[4] TTL in ms, ARGV[5] ticket, ARGV[6] entry
+--   lifetime in ms, ARGV[7] '1' to fence. The waiter (re)enters the line
+--   with its ticket, for the entry lifetime (L3), and takes L when L is
+--   reserved for it, or free with nobody ahead of it in line (L2): SET L v
+--   PX ttl, and INCR C when fencing (F1). Returns 1, or the counter when
+--   fencing, when granted; 0 when not. Its entry stays until it leaves: a
+--   lock taken on too few nodes is undone and reserved for it again.
+-- leave: ARGV[3] reservation ms. The entry is removed; a reservation for
+--   this waiter passes to the next in line (L4). Returns 1.
+local id = ARGV[2]
+if ARGV[1] == 'leave' then
+  redis.call('HDEL', KEYS[2], id)
+  if redis.call('GET', KEYS[1]) == '~r:' .. id then
+    hand(KEYS[1], KEYS[2], ARGV[3], true)
+  end
+  return 1
+end
+-- (Re)enter the line first, granted or not: every node then holds every
+-- live waiter, whether its key was free, held or reserved (L3, L6).
+local lifetime = tonumber(ARGV[6])
+redis.call('HSET', KEYS[2], id, ARGV[5] .. ':' .. (now_ms() + lifetime))
+-- The line lives while anyone refreshes it, and never shortens (other
+-- waiters may have set a longer lifetime).
+redis.call('PEXPIRE', KEYS[2], 2 * lifetime, 'NX')
+redis.call('PEXPIRE', KEYS[2], 2 * lifetime, 'GT')
+local cur = redis.call('GET', KEYS[1])
+local mine = cur == '~r:' .. id
+if not mine and cur == false then
+  mine = head(KEYS[2]) == id
+end
+if mine then
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+  if ARGV[7] == '1' then
+    return redis.call('INCR', KEYS[3])
+  end
+  return 1
+end
+return 0

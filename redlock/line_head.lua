@@ -1,0 +1,46 @@
+-- line_head: shared by the scripts that read the line of waiters (ALGORITHM.md L1-L4);
+-- prepended to release.lua and line.lua when they are loaded.
+-- The line of lock name is one hash LINE: field = waiter id, value =
+-- "ticket:expiry", the ticket being the waiter's place (the same on every
+-- node, L1) and the expiry this node's time in ms after which the entry
+-- counts for nothing (L3). head(LINE) drops the expired entries and
+-- returns the id with the smallest (ticket, id), or nil.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function head(line)
+  local all = redis.call('HGETALL', line)
+  if #all == 0 then
+    return nil
+  end
+  local now = now_ms()
+  local best, best_ticket
+  for i = 1, #all, 2 do
+    local id, v = all[i], all[i + 1]
+    local sep = string.find(v, ':', 1, true)
+    local ticket = tonumber(string.sub(v, 1, sep - 1))
+    if tonumber(string.sub(v, sep + 1)) <= now then
+      redis.call('HDEL', line, id)
+    elseif best == nil or ticket < best_ticket or (ticket == best_ticket and id < best) then
+      best, best_ticket = id, ticket
+    end
+  end
+  return best
+end
+-- hand gives the lock key L to the head of the line: a reservation that
+-- only the head can turn into its lock (L2), for ARGV reserve_ms, announced
+-- to it on L..':released'; with nobody in line it deletes L and announces
+-- '1' to every waiter when announce is set. PUBLISH is best-effort (R5).
+local function hand(lock, line, reserve_ms, announce)
+  local h = head(line)
+  if h then
+    redis.call('SET', lock, '~r:' .. h, 'PX', reserve_ms)
+    redis.pcall('PUBLISH', lock .. ':released', h)
+  else
+    redis.call('DEL', lock)
+    if announce then
+      redis.pcall('PUBLISH', lock .. ':released', '1')
+    end
+  end
+end

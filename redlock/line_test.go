@@ -1,0 +1,244 @@
+package redlock_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/quorumlock/quorumlock/internal/redistest"
+	"github.com/quorumlock/quorumlock/redlock"
+)
+
+// inLine waits until every running node has want entries in the line of
+// name, and returns node 0's line (waiter id -> "ticket:expiry").
+func inLine(t *testing.T, c *redistest.Cluster, name string, want int) map[string]string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok := true
+		var line map[string]string
+		for i, n := range c.Nodes() {
+			m, err := redis.StringMap(n.Do("HGETALL", redlock.LineKey(name)))
+			if err != nil {
+				t.Fatalf("HGETALL on %s: %v", n.Addr(), err)
+			}
+			if len(m) != want {
+				ok = false
+			}
+			if i == 0 {
+				line = m
+			}
+		}
+		if ok {
+			return line
+		}
+		if time.Now().After(deadline) {
+			for _, n := range c.Nodes() {
+				m, _ := redis.StringMap(n.Do("HGETALL", redlock.LineKey(name)))
+				v, _ := redis.String(n.Do("GET", redlock.LockKey(name)))
+				t.Logf("%s: line %v key %q", n.Addr(), m, v)
+			}
+			t.Fatalf("line of %q does not hold %d waiters on every node after 10s", name, want)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// waitForLock runs Lock in the background and reports on the channel.
+func waitForLock(ctx context.Context, cl *redlock.Client, name string) <-chan *redlock.Lock {
+	got := make(chan *redlock.Lock, 1)
+	go func() {
+		l, err := cl.Lock(ctx, name)
+		if err != nil {
+			l = nil
+		}
+		got <- l
+	}()
+	return got
+}
+
+// L1, L2: waiters of separate clients (as separate service instances) are
+// served in the order they arrived, one release after the other.
+func TestLineServesInArrivalOrder(t *testing.T) {
+	c := redistest.New(t, 5)
+	const name, waiters = "line-order", 6
+	opts := []redlock.Option{redlock.WithTries(1000), redlock.WithNodeTimeout(200 * time.Millisecond)}
+	holder := newClient(t, c, opts...)
+	l, err := holder.TryLock(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]<-chan *redlock.Lock, waiters)
+	for i := range waiters {
+		got[i] = waitForLock(t.Context(), newClient(t, c, opts...), name)
+		inLine(t, c, name, i+1) // in line on every node before the next arrives
+	}
+	if err := l.Unlock(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range waiters {
+		var w *redlock.Lock
+		select {
+		case w = <-got[i]:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("waiter %d (arrived %d-th) not served 10s after its turn", i, i+1)
+		}
+		if w == nil {
+			t.Fatalf("waiter %d: Lock failed", i)
+		}
+		for j := i + 1; j < waiters; j++ { // nobody behind it was served first
+			select {
+			case <-got[j]:
+				t.Fatalf("waiter %d served before waiter %d, who arrived first", j, i)
+			default:
+			}
+		}
+		if err := w.Unlock(t.Context()); err != nil {
+			t.Fatalf("waiter %d: Unlock: %v", i, err)
+		}
+	}
+	inLine(t, c, name, 0) // everyone left the line
+}
+
+// L5, L2: while a waiter is in line, a release reserves the lock for it:
+// a TryLock right after the release is refused, and the waiter gets it.
+func TestTryLockRefusedWhileOthersWait(t *testing.T) {
+	c := redistest.New(t, 5)
+	const name = "line-trylock"
+	holder, other := newClient(t, c), newClient(t, c)
+	waiter := newClient(t, c, redlock.WithTries(1000))
+	for round := range 20 {
+		l, err := holder.TryLock(t.Context(), name)
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		got := waitForLock(t.Context(), waiter, name)
+		inLine(t, c, name, 1)
+		if err := l.Unlock(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := other.TryLock(t.Context(), name); err == nil {
+			b.Unlock(t.Context())
+			t.Fatalf("round %d: TryLock took the lock released while a waiter was in line", round)
+		} else if !errors.Is(err, redlock.ErrNotAcquired) {
+			t.Fatalf("round %d: TryLock = %v, want ErrNotAcquired", round, err)
+		}
+		w := <-got
+		if w == nil {
+			t.Fatalf("round %d: the waiter's Lock failed", round)
+		}
+		w.Unlock(t.Context())
+	}
+}
+
+// L3, L4: a waiter that stops while first in line (it dies, freezes or is
+// cut off: it never attempts again) holds the next waiter back for a few
+// node timeouts (its entry's lifetime, then a reservation made for it),
+// never for a TTL.
+func TestDeadWaiterHoldsLineBackBriefly(t *testing.T) {
+	c := redistest.New(t, 3)
+	const name = "line-dead"
+	const tau = 50 * time.Millisecond
+	const ttl = 10 * time.Second
+	opts := []redlock.Option{redlock.WithTTL(ttl), redlock.WithNodeTimeout(tau), redlock.WithTries(1000)}
+	holder, live := newClient(t, c, opts...), newClient(t, c, opts...)
+	l, err := holder.TryLock(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := waitForLock(t.Context(), live, name)
+	line := inLine(t, c, name, 1)
+	// The dead waiter arrived long before the live one, and registered
+	// just now: its entry lives 4 tau more, and it is first everywhere.
+	var liveTicket int64
+	for _, v := range line {
+		liveTicket, _ = strconv.ParseInt(strings.Split(v, ":")[0], 10, 64)
+	}
+	for _, n := range c.Nodes() {
+		if _, err := redlock.LineTake(n.Do, name, "wdead", liveTicket-1_000_000, 4*tau); err != nil {
+			t.Fatal(err)
+		}
+	}
+	released := time.Now()
+	if err := l.Unlock(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var w *redlock.Lock
+	select {
+	case w = <-got:
+	case <-time.After(ttl):
+		t.Fatal("the live waiter was held back for a whole TTL by a dead one")
+	}
+	if w == nil {
+		t.Fatal("the live waiter's Lock failed")
+	}
+	waited := time.Since(released)
+	w.Unlock(t.Context())
+	t.Logf("live waiter served %v after the release (dead waiter first in line; bound about 9 tau = %v)", waited, 9*tau)
+	if waited > ttl/2 {
+		t.Fatalf("the live waiter was served %v after the release: held back about a TTL, not a few node timeouts", waited)
+	}
+}
+
+// L6: nodes that disagree about who is first (one lost the line, as a
+// restart without data would; another puts the second waiter first) cost
+// progress only until the waiters' attempts give every node the same line:
+// both waiters are served, one at a time.
+func TestLineSurvivesALostRegistration(t *testing.T) {
+	c := redistest.New(t, 3)
+	const name = "line-diverge"
+	opts := []redlock.Option{redlock.WithTries(1000), redlock.WithNodeTimeout(100 * time.Millisecond)}
+	holder := newClient(t, c, opts...)
+	l, err := holder.TryLock(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := waitForLock(t.Context(), newClient(t, c, opts...), name)
+	inLine(t, c, name, 1)
+	second := waitForLock(t.Context(), newClient(t, c, opts...), name)
+	line := inLine(t, c, name, 2)
+	nodes := c.Nodes()
+	if _, err := nodes[0].Do("DEL", redlock.LineKey(name)); err != nil { // lost the line
+		t.Fatal(err)
+	}
+	var last string // the second to arrive: put first on node 1
+	var lastTicket int64
+	for id, v := range line {
+		if tk, _ := strconv.ParseInt(strings.Split(v, ":")[0], 10, 64); tk > lastTicket {
+			last, lastTicket = id, tk
+		}
+	}
+	if _, err := nodes[1].Do("HSET", redlock.LineKey(name), last, "1:"+strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Unlock(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// Which one is served first depends on which node reserved for whom:
+	// the order is lost while the nodes disagree; progress is not.
+	pending := []<-chan *redlock.Lock{first, second}
+	for len(pending) > 0 {
+		select {
+		case w := <-pending[0]:
+			if w == nil {
+				t.Fatal("a waiter's Lock failed")
+			}
+			w.Unlock(t.Context())
+			pending = pending[1:]
+		case w := <-pending[len(pending)-1]:
+			if w == nil {
+				t.Fatal("a waiter's Lock failed")
+			}
+			w.Unlock(t.Context())
+			pending = pending[:len(pending)-1]
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d waiters not served 10s after the release: the disagreeing nodes stalled the line", len(pending))
+		}
+	}
+	inLine(t, c, name, 0)
+}
