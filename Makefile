@@ -48,7 +48,7 @@ test-docker: docker-image
 
 ## demo: five local redis-server nodes, contending workers and injected faults; a live line and a summary
 demo: redis
-	$(GO) run ./cmd/redlock demo
+	$(GO) run ./cmd/redlock demo --nodes 5
 
 ## chaos: a longer soak of both tiers (CHAOS_DURATION, default 3m each; CHAOS_SEED replays a run)
 chaos: redis docker-image

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -26,6 +28,7 @@ const (
 // connFlags are the flags shared by the commands that talk to Redis.
 type connFlags struct {
 	addrs       string
+	addrsFrom   string // where addrs came from, for messages: "--addrs" or "REDLOCK_ADDRS"
 	password    string
 	tls         bool
 	nodeTimeout time.Duration
@@ -61,38 +64,70 @@ func (c *connFlags) registerTTL(fs *flag.FlagSet) {
 func (c *connFlags) resolveEnv(fs *flag.FlagSet) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	c.addrsFrom = "--addrs"
 	if !set["addrs"] {
-		c.addrs = os.Getenv(envAddrs)
+		c.addrs, c.addrsFrom = os.Getenv(envAddrs), envAddrs
 	}
 	if !set["password"] {
 		c.password = os.Getenv(envPassword)
 	}
 }
 
-// addrList splits --addrs and rejects what cannot be N independent nodes:
-// no address, an empty entry, no port, the same node twice (N1).
+// addrList splits the addresses and rejects what cannot be N independent
+// nodes: no address, an empty entry, no port, the same node twice (N1).
+// The messages name where the addresses came from (--addrs or
+// REDLOCK_ADDRS).
 func (c *connFlags) addrList() ([]string, error) {
 	if strings.TrimSpace(c.addrs) == "" {
 		return nil, fmt.Errorf("no Redis addresses: set --addrs or %s", envAddrs)
 	}
+	from := cmp.Or(c.addrsFrom, "--addrs")
 	var list []string
 	for i, a := range strings.Split(c.addrs, ",") {
 		a = strings.TrimSpace(a)
 		if a == "" {
-			return nil, fmt.Errorf("empty address at position %d in --addrs %q", i+1, c.addrs)
+			return nil, fmt.Errorf("empty address at position %d in %s %q", i+1, from, c.addrs)
 		}
 		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
-			return nil, fmt.Errorf("bad address %q in --addrs: want HOST:PORT", a)
+			return nil, fmt.Errorf("bad address %q in %s: want HOST:PORT", a, from)
 		}
 		if slices.Contains(list, a) {
-			return nil, fmt.Errorf("address %q given twice in --addrs: the nodes must be independent", a)
+			return nil, fmt.Errorf("address %q given twice in %s: the nodes must be independent", a, from)
 		}
 		list = append(list, a)
 	}
 	return list, nil
 }
 
-// openPools opens one pool per address. Its error is a usage error.
+// evenWarning returns the warning for n nodes, or "" when n is odd. An even
+// N is safe (Q = N/2+1 still makes two quorums overlap) but tolerates
+// N-Q = N/2-1 failures, as N-1 nodes do: the extra node only adds a
+// machine that can fail.
+func evenWarning(n int) string {
+	if n%2 != 0 {
+		return ""
+	}
+	f := n/2 - 1
+	failures := "failures"
+	if f == 1 {
+		failures = "failure"
+	}
+	do := "do"
+	if n-1 == 1 {
+		do = "does"
+	}
+	return fmt.Sprintf("%d nodes tolerate %d %s, as %d %s; use an odd number", n, f, failures, n-1, do)
+}
+
+// warnEven prints evenWarning's line on stderr for an even n.
+func warnEven(n int) {
+	if w := evenWarning(n); w != "" {
+		errorf("warning: %s", w)
+	}
+}
+
+// openPools opens one pool per address, and warns on stderr about an even
+// number of nodes. Its error is a usage error.
 func (c *connFlags) openPools() ([]pool.Pool, error) {
 	addrs, err := c.addrList()
 	if err != nil {
@@ -101,11 +136,15 @@ func (c *connFlags) openPools() ([]pool.Pool, error) {
 	if c.nodeTimeout <= 0 {
 		return nil, fmt.Errorf("--node-timeout %v: must be > 0", c.nodeTimeout)
 	}
-	var opts []pool.Option
+	warnEven(len(addrs))
+	opts := []pool.Option{pool.WithDialTimeout(dialTimeout)}
 	if c.password != "" {
 		opts = append(opts, pool.WithPassword(c.password))
 	}
 	if c.tls {
+		// An empty config verifies the node's certificate against the
+		// system roots ($SSL_CERT_FILE, $SSL_CERT_DIR) and the host name
+		// of its address, and presents no client certificate.
 		opts = append(opts, pool.WithTLS(&tls.Config{}))
 	}
 	pools := make([]pool.Pool, len(addrs))
@@ -128,13 +167,17 @@ func closePools(pools []pool.Pool) {
 
 // parseArgs parses flags placed anywhere before "--" and returns the
 // positional arguments, the words after "--" and whether "--" was there.
-// Everything after "--" belongs to the command, its flags included.
+// Everything after "--" belongs to the command, its flags included. Its
+// error is flag.ErrHelp, or one that spells the flag as the help does.
 func parseArgs(fs *flag.FlagSet, args []string) (pos, command []string, dashdash bool, err error) {
 	if i := slices.Index(args, "--"); i >= 0 {
 		args, command, dashdash = args[:i], args[i+1:], true
 	}
 	for {
 		if err := fs.Parse(args); err != nil {
+			if !errors.Is(err, flag.ErrHelp) {
+				err = errors.New(flagMessage(fs, err))
+			}
 			return nil, nil, false, err
 		}
 		args = fs.Args()
@@ -155,4 +198,63 @@ func checkName(name string) error {
 		return fmt.Errorf("lock NAME of %d bytes (%.20q...): longer than %d", len(name), name, redlock.MaxNameLen)
 	}
 	return nil
+}
+
+// The errors of the flag package (Go 1.26's texts), which spell a flag with
+// one dash ("-ttl") where the help spells it with two.
+var (
+	flagUndefined = regexp.MustCompile(`^flag provided but not defined: -(.+)$`)
+	flagNoValue   = regexp.MustCompile(`^flag needs an argument: -(.+)$`)
+	flagBadValue  = regexp.MustCompile(`^invalid value (".*") for flag -([^ :]+): (.*)$`)
+	flagBadBool   = regexp.MustCompile(`^invalid boolean value (".*") for -([^ :]+): (.*)$`)
+	flagSyntax    = regexp.MustCompile(`^bad flag syntax: (.*)$`)
+)
+
+// flagMessage rewrites a parse error of fs in the help's words: "--ttl",
+// the bad value and what is wanted instead. A malformed argument is shown
+// only up to its "=": what follows may be a password.
+func flagMessage(fs *flag.FlagSet, err error) string {
+	msg := err.Error()
+	if m := flagUndefined.FindStringSubmatch(msg); m != nil {
+		return "unknown flag --" + m[1]
+	}
+	if m := flagNoValue.FindStringSubmatch(msg); m != nil {
+		return "missing value for --" + m[1]
+	}
+	if m := flagBadBool.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("--%s %s: want true or false", m[2], m[1])
+	}
+	if m := flagBadValue.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("--%s %s: %s", m[2], m[1], wantValue(fs.Lookup(m[2]), m[3]))
+	}
+	if m := flagSyntax.FindStringSubmatch(msg); m != nil {
+		arg, _, cut := strings.Cut(m[1], "=")
+		if cut {
+			arg += "=..."
+		}
+		return fmt.Sprintf("bad flag syntax %q", arg)
+	}
+	return msg
+}
+
+// wantValue says what flag f takes, after a value it refused with reason.
+func wantValue(f *flag.Flag, reason string) string {
+	if strings.Contains(reason, "out of range") {
+		return "out of range"
+	}
+	var v any
+	if f != nil {
+		if g, ok := f.Value.(flag.Getter); ok {
+			v = g.Get()
+		}
+	}
+	switch v.(type) {
+	case time.Duration:
+		return "want a duration such as 300ms, 10s or 2m"
+	case int:
+		return "want a whole number"
+	case uint64:
+		return "want a whole number >= 0"
+	}
+	return reason
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -106,6 +107,82 @@ func runBin(t *testing.T, env []string, args ...string) result {
 	return finish(cmd, stdout, stderr, start)
 }
 
+// proc is a running binary, started by startBin.
+type proc struct {
+	cmd            *exec.Cmd
+	stdout, stderr *syncBuffer
+	done           chan struct{} // closed once it exited and res is set
+	res            result
+}
+
+// startBin starts the binary with args, as command does. The test waits for
+// its end before its clean-up runs.
+func startBin(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	cmd, stdout, stderr := command(t, env, args...)
+	p := &proc{cmd: cmd, stdout: stdout, stderr: stderr, done: make(chan struct{})}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %v: %v", args, err)
+	}
+	go func() {
+		p.res = finish(cmd, stdout, stderr, start)
+		close(p.done)
+	}()
+	t.Cleanup(func() { <-p.done }) // t.Context's end kills it first
+	return p
+}
+
+// wait waits for the process to exit and returns how it ended.
+func (p *proc) wait() result {
+	<-p.done
+	return p.res
+}
+
+// exited reports whether the process has exited.
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// signal sends sig to the process (redlock itself, not its command).
+func (p *proc) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+// waitStdout waits until the process has written want on stdout, and fails
+// at once, with how it ended, if it exits without writing it.
+func (p *proc) waitStdout(t *testing.T, want string) {
+	t.Helper()
+	waitFor(t, waitCap, fmt.Sprintf("%q on stdout", want), func() bool {
+		if strings.Contains(p.stdout.String(), want) {
+			return true
+		}
+		if p.exited() {
+			t.Fatalf("exit %d without %q on stdout: stdout %q, stderr %q", p.res.code, want, p.res.stdout, p.res.stderr)
+		}
+		return false
+	})
+}
+
+// waitCap bounds the polls of waitFor that wait for a process or a node to
+// get somewhere: generous, so that a loaded machine does not fail a test.
+// It is never a timing target.
+const waitCap = 30 * time.Second
+
+// testNodeTimeout is the --node-timeout of the runs whose subject is not
+// the timeout: the default 50ms is a budget that a loaded machine (-race,
+// parallel tests, a noisy neighbour) can miss on one round trip, which
+// would fail the lock and the test for no reason of the test's.
+const testNodeTimeout = "1s"
+
 // finish waits for cmd and collects its result.
 func finish(cmd *exec.Cmd, stdout, stderr *syncBuffer, start time.Time) result {
 	cmd.Wait()
@@ -124,9 +201,15 @@ func oneLineOf(t *testing.T, what, s string) {
 func addrs(c *redistest.Cluster) string { return strings.Join(c.Addrs(), ",") }
 
 // newClient returns a library client on the cluster's nodes, for holding
-// and probing locks from the test.
+// and probing locks from the test. Its node timeout is testNodeTimeout's
+// unless opts say otherwise.
 func newClient(t *testing.T, c *redistest.Cluster, opts ...redlock.Option) *redlock.Client {
 	t.Helper()
+	nodeTimeout, err := time.ParseDuration(testNodeTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts = append([]redlock.Option{redlock.WithNodeTimeout(nodeTimeout)}, opts...)
 	var pools []pool.Pool
 	for _, a := range c.Addrs() {
 		pools = append(pools, pool.New(a))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io/fs"
 	"math"
 	"os"
@@ -45,7 +44,9 @@ func runRun(args []string) int {
 	defer closePools(pools)
 	client, err := redlock.New(pools, redlock.WithTTL(o.conn.ttl), redlock.WithNodeTimeout(o.conn.nodeTimeout))
 	if errors.Is(err, redlock.ErrInvalidOption) {
-		return usageErr("run", "%s", libMsg(err))
+		// The library names its options (TTL, node timeout); say which
+		// flags set them.
+		return usageErr("run", "--ttl %v with --node-timeout %v: %s", o.conn.ttl, o.conn.nodeTimeout, libMsg(err))
 	} else if err != nil {
 		errorf("%s", libMsg(err))
 		return exitError
@@ -60,12 +61,16 @@ func runRun(args []string) int {
 		return exitCannotExec
 	}
 
+	// From here on, a forwarded signal is caught: before the command
+	// exists it ends the wait for the lock; once it exists, it goes to the
+	// command's group (sigc holds it meanwhile).
 	sigc := make(chan os.Signal, 8)
 	signal.Notify(sigc, forwarded...)
 	defer signal.Stop(sigc)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	lock, code := o.acquire(ctx, cancel, client, sigc)
+	conns := checkConnections(pools)
+	lock, code := o.acquire(ctx, cancel, client, sigc, conns)
 	if lock == nil {
 		return code
 	}
@@ -74,19 +79,25 @@ func runRun(args []string) int {
 	return code
 }
 
-// parseRun parses the command line; when it is bad it prints one line and
-// returns ok false with exitUsage.
-func parseRun(args []string) (o *runOpts, code int, ok bool) {
-	o = &runOpts{}
+// runFlagSet returns the flags of run, which set o.
+func runFlagSet(o *runOpts) *flag.FlagSet {
 	fl := newFlagSet("run")
 	o.conn.register(fl)
 	o.conn.registerTTL(fl)
 	fl.DurationVar(&o.wait, "wait", 0, "")
 	fl.DurationVar(&o.grace, "grace", 5*time.Second, "")
 	fl.BoolVar(&o.fencing, "fencing", false, "")
+	return fl
+}
+
+// parseRun parses the command line; when it is bad it prints one line and
+// returns ok false with exitUsage.
+func parseRun(args []string) (o *runOpts, code int, ok bool) {
+	o = &runOpts{}
+	fl := runFlagSet(o)
 	pos, command, dashdash, err := parseArgs(fl, args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Print(usage)
+		printCommandHelp("run")
 		return nil, exitOK, false
 	}
 	if err != nil {
@@ -118,7 +129,7 @@ func parseRun(args []string) (o *runOpts, code int, ok bool) {
 // else attempts until --wait has passed. A forwarded signal ends the wait
 // (cancel): it then returns nil and 128+signal. On failure it prints one
 // line and returns nil and the exit code.
-func (o *runOpts) acquire(ctx context.Context, cancel context.CancelFunc, client *redlock.Client, sigc <-chan os.Signal) (*redlock.Lock, int) {
+func (o *runOpts) acquire(ctx context.Context, cancel context.CancelFunc, client *redlock.Client, sigc <-chan os.Signal, conns *connCheck) (*redlock.Lock, int) {
 	opts := []redlock.Option{redlock.WithAutoExtend()}
 	if o.fencing {
 		opts = append(opts, redlock.WithFencing())
@@ -162,13 +173,13 @@ func (o *runOpts) acquire(ctx context.Context, cancel context.CancelFunc, client
 	case errors.Is(err, redlock.ErrInvalidOption):
 		return nil, usageErr("run", "%s", libMsg(err))
 	case errors.Is(err, redlock.ErrNotAcquired) && o.wait > 0 && errors.Is(err, context.DeadlineExceeded):
-		errorf("lock %q not acquired within --wait %v: %s", o.name, o.wait, libMsg(err))
+		errorf("lock %q not acquired within --wait %v: %s", o.name, o.wait, conns.explain(err))
 		return nil, exitNotAcquired
 	case errors.Is(err, redlock.ErrNotAcquired):
-		errorf("%s", libMsg(err))
+		errorf("%s", conns.explain(err))
 		return nil, exitNotAcquired
 	}
-	errorf("lock %q: %s", o.name, libMsg(err))
+	errorf("lock %q: %s", o.name, conns.explain(err))
 	return nil, exitError
 }
 

@@ -54,16 +54,28 @@ type statusReport struct {
 	Quorum  int          `json:"quorum"`
 }
 
+// statusOpts is a parsed `redlock status` command line.
+type statusOpts struct {
+	conn connFlags
+	json bool
+}
+
+// statusFlagSet returns the flags of status, which set o.
+func statusFlagSet(o *statusOpts) *flag.FlagSet {
+	fl := newFlagSet("status")
+	o.conn.register(fl)
+	fl.BoolVar(&o.json, "json", false, "")
+	return fl
+}
+
 // runStatus is `redlock status [flags] NAME`.
 func runStatus(args []string) int {
-	var cf connFlags
-	var asJSON bool
-	fl := newFlagSet("status")
-	cf.register(fl)
-	fl.BoolVar(&asJSON, "json", false, "")
+	var o statusOpts
+	fl := statusFlagSet(&o)
+	cf := &o.conn
 	pos, command, dashdash, err := parseArgs(fl, args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Print(usage)
+		printCommandHelp("status")
 		return exitOK
 	}
 	if err != nil {
@@ -88,7 +100,7 @@ func runStatus(args []string) int {
 	// A node is asked once, so it may take longer than a lock's node
 	// timeout; but a frozen node must not hang the command.
 	r := collect(context.Background(), pools, pos[0], max(10*cf.nodeTimeout, time.Second))
-	if asJSON {
+	if o.json {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(r)
@@ -113,12 +125,11 @@ func collect(ctx context.Context, pools []pool.Pool, name string, d time.Duratio
 	return r
 }
 
-// queryNode reads one node's view of lock name, the round trip bounded by d.
+// queryNode reads one node's view of lock name: the connection bounded by
+// the dial timeout, then the round trip by d.
 func queryNode(ctx context.Context, p pool.Pool, name string, d time.Duration) nodeStatus {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
 	ns := nodeStatus{Addr: p.Addr()}
-	reply, err := redis.Values(pool.Do(ctx, p, "EVAL", statusScript, 2, redlock.LockKey(name), redlock.CounterKey(name)))
+	reply, err := redis.Values(query(ctx, p, d, "EVAL", statusScript, 2, redlock.LockKey(name), redlock.CounterKey(name)))
 	if err == nil && len(reply) != 3 {
 		err = fmt.Errorf("unexpected reply %v", reply)
 	}
@@ -140,6 +151,23 @@ func queryNode(ctx context.Context, p pool.Pool, name string, d time.Duration) n
 		}
 	}
 	return ns
+}
+
+// query runs one command on the node. Opening the connection is bounded by
+// the pool's dial timeout, whose error says what did not complete in time
+// (the TCP connect, a TLS handshake, AUTH), with a deadline past it as a
+// backstop; the round trip is bounded by d.
+func query(ctx context.Context, p pool.Pool, d time.Duration, cmd string, args ...any) (any, error) {
+	gctx, cancel := context.WithTimeout(ctx, 2*dialTimeout)
+	defer cancel()
+	c, err := p.Get(gctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	qctx, qcancel := context.WithTimeout(ctx, d)
+	defer qcancel()
+	return redis.DoContext(c, qctx, cmd, args...)
 }
 
 // verdict judges the nodes' answers against the quorum q.

@@ -1,0 +1,258 @@
+package main
+
+import (
+	"fmt"
+	"runtime/debug"
+	"strings"
+)
+
+// The help. `redlock help` prints all of it; `redlock COMMAND --help` (and
+// `redlock help COMMAND`) prints one command's part: its usage line, what
+// it does, its flags and its exit codes. Both are built from the pieces
+// below, so that they cannot disagree; TestHelp checks that each shows
+// every flag its command parses, and no other command's.
+
+const helpTitle = "redlock: run a command while holding a Redlock lock on N independent Redis masters\n"
+
+// subcommand is one command's part of the help.
+type subcommand struct {
+	name  string
+	usage string // its usage line, without "  "
+	title string // one line: what it is
+	about string // what it does, unindented lines
+	flags []string
+	exits string // its exit codes, lines indented by two spaces
+}
+
+// Flag lines, two spaces in, descriptions at column 25.
+const (
+	flagAddrs = `  --addrs HOST:PORT,...  the Redis masters, comma-separated (default
+                         $REDLOCK_ADDRS); use an odd number, 3 or 5: an even N
+                         tolerates no more failed nodes than N-1 (a warning
+                         says so)
+`
+	flagPassword = `  --password PASSWORD    AUTH password (default $REDLOCK_PASSWORD)
+`
+	flagTLS = `  --tls                  connect with TLS, verifying each node's certificate and
+                         host name against the system roots (or $SSL_CERT_FILE,
+                         $SSL_CERT_DIR); no client certificate. The handshake
+                         must complete within the dial timeout, 1s
+`
+	flagNodeTimeout = `  --node-timeout DUR     deadline of one request to one node (default 50ms)
+`
+	flagNodeTimeoutStatus = `  --node-timeout DUR     status waits max(10x this, 1s) for each node's answer,
+                         once connected (default 50ms)
+`
+	flagTTL = `  --ttl DUR              lock time to live, whole milliseconds (default 10s)
+`
+	flagWait = `  --wait DUR             how long to wait for the lock; 0: one attempt (default 0)
+`
+	flagFencing = `  --fencing              take a fencing token; COMMAND sees it as REDLOCK_TOKEN
+`
+	flagGrace = `  --grace DUR            SIGTERM to SIGKILL delay when the lock is lost (default 5s)
+`
+	flagStatusJSON = `  --json                 print one JSON object instead of a table
+`
+	flagDemoAddrs = `  --addrs HOST:PORT,...  your Redis masters, comma-separated (default
+                         $REDLOCK_ADDRS, unless --nodes is given); an odd number
+`
+	flagDuration = `  --duration DUR         how long to run (default 20s)
+`
+	flagWorkers = `  --workers N            workers contending for the locks (default 8)
+`
+	flagNodes = `  --nodes N              start N local nodes, 1 to 15 (default 5, when neither
+                         --addrs nor $REDLOCK_ADDRS gives nodes)
+`
+	flagSeed = `  --seed N               replay the fault schedule of the run that printed seed N
+`
+	flagDemoJSON = `  --json                 also print the summary as one JSON line
+`
+	flagHelp = `  -h, --help             this help
+`
+	durations = "Durations are Go durations: 300ms, 10s, 2m.\n"
+)
+
+var (
+	runCommand = subcommand{
+		name:  "run",
+		usage: "redlock run [flags] NAME -- COMMAND [ARGS...]",
+		title: "run COMMAND while holding lock NAME on a quorum of the nodes",
+		about: `Take lock NAME on a quorum of the nodes, run COMMAND while holding it
+(extended about every ttl/3), release it when COMMAND exits, and exit
+with COMMAND's status. COMMAND runs in its own process group with
+stdin/stdout/stderr inherited; it sees REDLOCK_NAME, and REDLOCK_TOKEN
+with --fencing. If the lock is lost while COMMAND runs, its group gets
+SIGTERM, then SIGKILL after --grace. SIGINT, SIGTERM and SIGHUP sent to
+redlock are forwarded to the group; the lock is released once it exits.
+`,
+		flags: []string{flagAddrs, flagPassword, flagTLS, flagNodeTimeout, flagTTL, flagWait, flagFencing, flagGrace},
+		exits: `  0      COMMAND exited 0
+  1      lock not acquired (held elsewhere, or too many nodes failing)
+  2      usage error: bad flag, value, name or command line; nothing was started
+  3      lock lost while COMMAND ran; COMMAND was stopped
+  4      Redis or unexpected error
+  126    COMMAND could not be executed (nothing was locked)
+  127    COMMAND not found (nothing was locked)
+  other  COMMAND's own exit status; 128+N if it died from signal N,
+         or if redlock got signal N while waiting for the lock
+`,
+	}
+	statusCommand = subcommand{
+		name:  "status",
+		usage: "redlock status [flags] NAME",
+		title: "show each node's view of lock NAME",
+		about: `Show each node's view of lock NAME (holder, remaining TTL, fencing
+counter) and a verdict: "held by a quorum", "free", "split", or
+"unknown" when fewer than a quorum of nodes answered.
+`,
+		flags: []string{flagAddrs, flagPassword, flagTLS, flagNodeTimeoutStatus, flagStatusJSON},
+		exits: `  0      a quorum of nodes answered; the verdict is printed
+  2      usage error: bad flag, value, name or command line
+  4      fewer than a quorum of nodes answered, or an unexpected error
+`,
+	}
+	demoCommand = subcommand{
+		name:  "demo",
+		usage: "redlock demo [flags]",
+		title: "workers fighting for locks while nodes freeze, die and get cut off",
+		about: `The project's job in one command. --workers workers contend for 3
+locks with fencing on and write to a fenced in-memory resource while
+faults are injected, never on more than N-Q nodes at once. A live line
+each second, a summary table at the end; exit 0 only with no overlapping
+holds and no stale write accepted. --seed replays a fault schedule.
+The nodes are --addrs, else --nodes N local ones, else those of
+$REDLOCK_ADDRS, else 5 local ones. Local nodes are redis-server
+processes on loopback (AOF, appendfsync always): a node is frozen, killed
+and restarted after the TTL, cut off, slowed down. Your nodes are only
+cut off and slowed down, through a local proxy, and reached without
+password or TLS. There the demo takes lock names of its own, chaos-S-0
+to chaos-S-2 with S from the seed, checks that no one uses them, and
+deletes their keys and fencing counters at the end: never start two demos
+with the same --seed on the same nodes at once.
+`,
+		flags: []string{flagDemoAddrs, flagNodes, flagDuration, flagWorkers, flagSeed, flagDemoJSON},
+		exits: `  0      no overlapping holds, no stale write accepted
+  2      usage error: bad flag, value or command line; nothing was started
+  4      an overlapping hold or an accepted stale write was seen, or the demo
+         could not run (no redis-server, fewer than a quorum of your nodes
+         answering)
+`,
+	}
+	commands = []subcommand{runCommand, statusCommand, demoCommand}
+)
+
+// help is what `redlock help` prints.
+func help() string {
+	var b strings.Builder
+	b.WriteString(helpTitle + "\nUSAGE\n")
+	for _, c := range commands {
+		b.WriteString("  " + c.usage + "\n")
+	}
+	b.WriteString(`  redlock help [COMMAND]      this help, or one command's: redlock COMMAND --help
+  redlock version             the version of this build; also redlock --version
+
+`)
+	for _, c := range commands {
+		b.WriteString(indent(c.about, fmt.Sprintf("%-8s", c.name), "        "))
+	}
+	b.WriteString("\nFLAGS (run and status)\n" + flagAddrs + flagPassword + flagTLS + flagNodeTimeout +
+		"                         status waits max(10x this, 1s) for each node's answer\n")
+	b.WriteString("FLAGS (run)\n" + flagTTL + flagWait + flagFencing + flagGrace)
+	b.WriteString("FLAGS (status)\n" + flagStatusJSON)
+	b.WriteString("FLAGS (demo)\n" + strings.Join(demoCommand.flags, ""))
+	b.WriteString(durations)
+	b.WriteString(`
+EXIT CODES
+  0      ok (run: COMMAND exited 0)
+  1      run: lock not acquired (held elsewhere, or too many nodes failing)
+  2      usage error: bad flag, value, name or command line; nothing was started
+  3      run: lock lost while COMMAND ran; COMMAND was stopped
+  4      Redis or unexpected error; status: fewer than a quorum of nodes answered;
+         demo: an overlapping hold or an accepted stale write was seen
+  126    run: COMMAND could not be executed (nothing was locked)
+  127    run: COMMAND not found (nothing was locked)
+  other  run: COMMAND's own exit status; 128+N if it died from signal N,
+         or if redlock got signal N while waiting for the lock
+`)
+	return b.String()
+}
+
+// commandHelp is what `redlock NAME --help` prints.
+func commandHelp(c subcommand) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "redlock %s: %s\n\nUSAGE\n  %s\n\n", c.name, c.title, c.usage)
+	b.WriteString(indent(c.about, "  ", "  "))
+	b.WriteString("\nFLAGS\n" + strings.Join(c.flags, "") + flagHelp + durations)
+	b.WriteString("\nEXIT CODES\n" + c.exits)
+	return b.String()
+}
+
+// printCommandHelp prints the help of the command called name.
+func printCommandHelp(name string) {
+	for _, c := range commands {
+		if c.name == name {
+			fmt.Print(commandHelp(c))
+			return
+		}
+	}
+}
+
+// indent prefixes the first line of text with first and the others with
+// rest.
+func indent(text, first, rest string) string {
+	lines := strings.SplitAfter(text, "\n")
+	var b strings.Builder
+	for i, l := range lines {
+		if l == "" {
+			continue
+		}
+		if i == 0 {
+			b.WriteString(first)
+		} else {
+			b.WriteString(rest)
+		}
+		b.WriteString(l)
+	}
+	return b.String()
+}
+
+// versionLine is what `redlock version` prints: the main module's version
+// (a release tag, a pseudo-version stamped from the checkout's commit by go
+// build, or "(devel)"), the commit and whether the tree had local changes,
+// when the build recorded them, and the Go version.
+func versionLine(bi *debug.BuildInfo) string {
+	if bi == nil {
+		return "redlock (version unknown)"
+	}
+	line := "redlock " + bi.Main.Version
+	if bi.Main.Version == "" {
+		line = "redlock (devel)"
+	}
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	if rev != "" {
+		line += ", commit " + rev[:min(12, len(rev))]
+		if modified == "true" {
+			line += ", modified"
+		}
+	}
+	if bi.GoVersion != "" {
+		line += " (" + bi.GoVersion + ")"
+	}
+	return line
+}
+
+// buildInfo returns the binary's build information, or nil.
+func buildInfo() *debug.BuildInfo {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi
+	}
+	return nil
+}
