@@ -29,13 +29,16 @@
 //
 // # Waiting
 //
-// Lock retries after a jittered pause, but it does not wait the pause out
-// while the lock is held elsewhere: Unlock's script publishes on a channel
-// per name, and the client subscribes (one connection per node, shared)
-// while someone waits, so the first of its waiters for that name tries again
-// at once. The client's waiters for one name take turns, first come first
-// served, so they never split a quorum among themselves. Polling stays as the
-// fallback: a lost message costs at most one pause.
+// Lock callers that find the lock held wait in one line per name, kept on
+// every node and shared by all clients (ALGORITHM.md L1-L6): a release
+// reserves the lock for the first in line and names it on a channel per
+// name, to which the client subscribes while someone waits (one connection
+// per node, shared); the waiter then takes the lock with one round trip.
+// Waiters are served in arrival order and never split a quorum among
+// themselves. A waiter attempts every node timeout to keep its place; one
+// that stops leaves the line by itself within a few node timeouts. The line
+// only ever withholds a grant, never gives one: exclusion still rests on Q
+// grants within the validity (A7). TryLock does not wait in line.
 //
 // # Holding
 //
