@@ -200,6 +200,20 @@ func oneLineOf(t *testing.T, what, s string) {
 // addrs returns the --addrs value of the cluster.
 func addrs(c *redistest.Cluster) string { return strings.Join(c.Addrs(), ",") }
 
+// holdLock takes name for the test's own set-up, retrying while the nodes
+// are slow to answer (fresh connections on a loaded machine): the set-up
+// is not what the test is about.
+func holdLock(t *testing.T, cl *redlock.Client, name string, opts ...redlock.Option) *redlock.Lock {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := cl.Lock(ctx, name, append([]redlock.Option{redlock.WithTries(1 << 20)}, opts...)...)
+	if err != nil {
+		t.Fatalf("taking %q for the test: %v", name, err)
+	}
+	return l
+}
+
 // newClient returns a library client on the cluster's nodes, for holding
 // and probing locks from the test. Its node timeout is testNodeTimeout's
 // unless opts say otherwise.

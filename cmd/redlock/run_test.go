@@ -105,10 +105,7 @@ func TestRunLockLostStopsCommand(t *testing.T) {
 func TestRunNotAcquired(t *testing.T) {
 	t.Parallel()
 	c := redistest.New(t, 5)
-	l, err := newClient(t, c).TryLock(context.Background(), "held")
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := holdLock(t, newClient(t, c), "held")
 	defer l.Unlock(context.Background())
 	marker := filepath.Join(t.TempDir(), "ran")
 

@@ -50,10 +50,7 @@ func TestStatus(t *testing.T) {
 		t.Errorf("verdict %q; want free", rep.Verdict)
 	}
 
-	l, err := cl.TryLock(context.Background(), "st", redlock.WithTTL(10*time.Second), redlock.WithFencing())
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := holdLock(t, cl, "st", redlock.WithTTL(10*time.Second), redlock.WithFencing())
 	waitFor(t, 3*time.Second, "key on every node", func() bool { return keyCount(t, c, "st") == 5 })
 	rep := statusJSON(t, c, "st", 0)
 	if rep.Verdict != verdictHeld {
