@@ -3,14 +3,12 @@ package redlock_test
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
 
 	"github.com/quorumlock/quorumlock/internal/redistest"
-	"github.com/quorumlock/quorumlock/pool"
 	"github.com/quorumlock/quorumlock/redlock"
 )
 
@@ -124,11 +122,7 @@ func TestExtendNeverShortens(t *testing.T) {
 // the context's error; Until() is unchanged and the lock still held.
 func TestExtendWithEndedContextSendsNothing(t *testing.T) {
 	c := redistest.New(t, 3)
-	var sends atomic.Int64
-	var pools []pool.Pool
-	for _, p := range newPools(t, c.Addrs()) {
-		pools = append(pools, countingPool{p, &sends})
-	}
+	pools, sends := countingPools(t, c)
 	cl := newClientOn(t, pools, redlock.WithTTL(10*time.Second), redlock.WithNodeTimeout(200*time.Millisecond))
 	l, err := cl.TryLock(t.Context(), "extend-e6")
 	if err != nil {

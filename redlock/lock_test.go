@@ -12,7 +12,6 @@ import (
 	"github.com/gomodule/redigo/redis"
 
 	"github.com/quorumlock/quorumlock/internal/redistest"
-	"github.com/quorumlock/quorumlock/pool"
 	"github.com/quorumlock/quorumlock/redlock"
 )
 
@@ -261,11 +260,7 @@ func TestUnlockAfterExpiryKeepsOtherHolder(t *testing.T) {
 // without touching Redis.
 func TestExtendAfterDeadlineTouchesNoNode(t *testing.T) {
 	c := redistest.New(t, 3)
-	var sends atomic.Int64
-	var pools []pool.Pool
-	for _, p := range newPools(t, c.Addrs()) {
-		pools = append(pools, countingPool{p, &sends})
-	}
+	pools, sends := countingPools(t, c)
 	cl := newClientOn(t, pools, redlock.WithTTL(100*time.Millisecond), redlock.WithNodeTimeout(20*time.Millisecond))
 	l, err := cl.TryLock(t.Context(), "extend-late")
 	if err != nil {

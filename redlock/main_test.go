@@ -108,6 +108,18 @@ func holders(t testing.TB, c *redistest.Cluster, name string) int {
 	return k
 }
 
+// countingPools returns pools on the cluster's nodes that count the
+// requests written through them (and hide pool.Dialer: no subscription).
+func countingPools(t testing.TB, c *redistest.Cluster) ([]pool.Pool, *atomic.Int64) {
+	t.Helper()
+	sends := new(atomic.Int64)
+	var pools []pool.Pool
+	for _, p := range newPools(t, c.Addrs()) {
+		pools = append(pools, countingPool{p, sends})
+	}
+	return pools, sends
+}
+
 // countingPool counts the requests written to a node: it shows whether a
 // call touched Redis at all.
 type countingPool struct {

@@ -1,7 +1,6 @@
 package redlock_test
 
 import (
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,11 +51,7 @@ func TestWaiterWokenOnRelease(t *testing.T) {
 // the lock by polling: the wake-up is an optimisation, never a dependency.
 func TestWaiterFallsBackToPolling(t *testing.T) {
 	c := redistest.New(t, 3)
-	var n atomic.Int64
-	var pools []pool.Pool
-	for _, p := range newPools(t, c.Addrs()) {
-		pools = append(pools, countingPool{p, &n}) // hides pool.Dialer
-	}
+	pools, _ := countingPools(t, c) // they hide pool.Dialer
 	if _, ok := pools[0].(pool.Dialer); ok {
 		t.Fatal("countingPool still offers pool.Dialer: the fallback is not tested")
 	}
