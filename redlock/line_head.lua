@@ -30,13 +30,15 @@ local function head(line)
 end
 -- hand gives the lock key L to the head of the line: a reservation that
 -- only the head can turn into its lock (L2), for ARGV reserve_ms, announced
--- to it on L..':released'; with nobody in line it deletes L and announces
--- '1' to every waiter when announce is set. PUBLISH is best-effort (R5).
+-- to it alone on its own channel L..':released:'..id (the other waiters
+-- sleep on); with nobody in line it deletes L and announces '1' on
+-- L..':released' to every waiter when announce is set. PUBLISH is
+-- best-effort (R5).
 local function hand(lock, line, reserve_ms, announce)
   local h = head(line)
   if h then
     redis.call('SET', lock, '~r:' .. h, 'PX', reserve_ms)
-    redis.pcall('PUBLISH', lock .. ':released', h)
+    redis.pcall('PUBLISH', lock .. ':released:' .. h, h)
   else
     redis.call('DEL', lock)
     if announce then

@@ -32,18 +32,23 @@ func newWaiters(pools []pool.Pool) *waiters {
 }
 
 // wait rings bell when releases of name are announced, until the function
-// it returns is called.
+// it returns is called: on the name's channel, where a release with nobody
+// in line is announced to every waiter, and on the waiter's own channel,
+// where a reservation for it is announced to it alone (L2).
 func (w *waiters) wait(name string, bell *wakeup) func() {
-	channel := LockKey(name) + releasedSuffix
+	all := LockKey(name) + releasedSuffix
+	own := all + ":" + bell.id
 	for _, s := range w.subs {
 		if s != nil {
-			s.add(channel, bell)
+			s.add(all, bell)
+			s.add(own, bell)
 		}
 	}
 	return func() {
 		for _, s := range w.subs {
 			if s != nil {
-				s.remove(channel, bell)
+				s.remove(all, bell)
+				s.remove(own, bell)
 			}
 		}
 	}
