@@ -22,7 +22,8 @@ const CheckTimeout = time.Second
 // client's default options include WithFencing, AOF off or appendfsync not
 // "always" (N2: the counters must survive a restart); each wraps
 // ErrUnsafeDeployment. A node whose ACL user may not publish on the release
-// channels is reported wrapping ErrDegraded (R5: safe, but waiters poll). It
+// channels, or use the line of waiters, is reported wrapping ErrDegraded
+// (R5, L8: safe, but waiters poll, or are served in no order). It
 // returns nil when every node is fine; otherwise a *multierror.Error of
 // *NodeError, one per node and finding, or the error met reading the node
 // (some managed Redis services disable CONFIG). It asks all nodes
@@ -64,6 +65,12 @@ func (c *Client) checkNode(ctx context.Context, p pool.Pool) []error {
 	if _, err := pool.Do(ctx, p, "PUBLISH", LockKey("")+releasedSuffix, "check"); err != nil {
 		errs = append(errs, fmt.Errorf("%w: may not publish on the release channels (%v): waiters poll instead of being woken on release; grant the ACL user &%s*", ErrDegraded, err, KeyPrefix))
 	}
+	// L8: the line of waiters needs HSET, HGETALL, HDEL and TIME. Without
+	// them the scripts fall back to plain Redlock: safe, not fair. The
+	// probe's line belongs to no lock, and is left empty.
+	if _, err := pool.Do(ctx, p, "EVAL", lineProbe, 1, LineKey("")); err != nil {
+		errs = append(errs, fmt.Errorf("%w: may not use the line of waiters (%v): waiters are served in no order; grant the ACL user +hset +hgetall +hdel +time", ErrDegraded, err))
+	}
 	want := map[string]string{"maxmemory-policy": "noeviction"}
 	rule := map[string]string{"maxmemory-policy": "N3: an evicted lock key is an early release"}
 	if c.cfg.fencing {
@@ -86,6 +93,14 @@ func (c *Client) checkNode(ctx context.Context, p pool.Pool) []error {
 	}
 	return errs
 }
+
+// lineProbe uses, on a line that belongs to no lock, every command the
+// line of waiters needs.
+const lineProbe = `redis.call('HSET', KEYS[1], 'check', '0:0')
+redis.call('HGETALL', KEYS[1])
+redis.call('HDEL', KEYS[1], 'check')
+redis.call('TIME')
+return 1`
 
 // infoField returns the value of field in an INFO reply, or "".
 func infoField(info, field string) string {

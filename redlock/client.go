@@ -257,11 +257,11 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 	// with no script to run: nil grants, a value refuses, and a key of
 	// another type answers WRONGTYPE. Fencing needs the script's INCR (F1).
 	cmd, args := "SET", []any{key, value, "NX", "PX", cfg.ttl.Milliseconds(), "GET"}
-	var line any
+	var line, counter any
 	switch {
 	case w != nil:
-		line = LineKey(name)
-		cmd, args = "EVALSHA", w.lineArgs(key, line, CounterKey(name), value, cfg)
+		line, counter = LineKey(name), CounterKey(name)
+		cmd, args = "EVALSHA", w.lineArgs(key, line, counter, value, cfg)
 		w.bell.reset() // reservations announced from now on ring for the next attempt
 	case cfg.fencing:
 		cmd, args = "EVALSHA", []any{acquireHash, 2, key, CounterKey(name), value, cfg.ttl.Milliseconds(), "1"}
@@ -299,6 +299,16 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 		line = LineKey(name)
 	}
 	release := []any{releaseHash, 2, key, line, value, "0", reserveFor(cfg.nodeTimeout).Milliseconds()}
+	if w != nil {
+		// L7: a turn that failed with no node held by anyone else means
+		// that this waiter is what everyone waits for (too slow, or cut
+		// off from most nodes): it goes to the back of the line, here and
+		// in its next attempts, so the others get their turn.
+		if r.tally.Refused == 0 {
+			w.ticket = c.ticket()
+		}
+		release = w.undoArgs(key, line, counter, value, cfg.nodeTimeout)
+	}
 	for i, s := range r.slots {
 		if s.res != quorum.Refused {
 			c.nodes[i].Do(pipe.Request{Cmd: "EVALSHA", Args: release, Timeout: cfg.nodeTimeout})

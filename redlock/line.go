@@ -44,15 +44,24 @@ type waiter struct {
 // join puts the caller in the line of name: it listens for releases now
 // and enters the line on every node with its next attempt.
 func (c *Client) join(name string) *waiter {
-	w := &waiter{
-		id: "w" + rand.Text(),
-		// L1: the same ticket on every node, for the whole wait, so every
-		// node puts the same waiter first. It orders; it never times.
-		ticket: strconv.FormatInt(c.clock.Now().UnixMicro(), 10),
-	}
+	// L1: the same ticket on every node, for the whole wait (until a failed
+	// turn sends it to the back, L7), so every node puts the same waiter
+	// first. It orders; it never times.
+	w := &waiter{id: "w" + rand.Text(), ticket: c.ticket()}
 	w.bell = newWakeup(w.id, len(c.nodes))
 	w.stop = c.wait.wait(name, w.bell)
 	return w
+}
+
+// ticket returns a place in line: now, in microseconds of the wall clock.
+func (c *Client) ticket() string { return strconv.FormatInt(c.clock.Now().UnixMicro(), 10) }
+
+// undoArgs returns the arguments of the undo of a waiter's failed attempt
+// (line.lua undo): where the attempt took the key, the waiter keeps its
+// place in line (with its current ticket) and the key goes to the first.
+func (w *waiter) undoArgs(key, line, counter, value any, tau time.Duration) []any {
+	return []any{lineHash, 3, key, line, counter, "undo", w.id, value, w.ticket,
+		lineLifetime(tau).Milliseconds(), reserveFor(tau).Milliseconds()}
 }
 
 // lineArgs returns the arguments of a waiter's attempt (line.lua take).

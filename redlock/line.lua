@@ -1,4 +1,4 @@
--- line: a waiter's attempt, or its leaving the line (ALGORITHM.md L1-L5).
+-- line: a waiter's attempt, its undo, or its leaving the line (ALGORITHM.md L1-L8).
 -- KEYS[1] lock key L, KEYS[2] line of waiters, KEYS[3] fencing counter C
 -- (one hash slot). ARGV[1] 'take' or 'leave', ARGV[2] waiter id.
 -- take: ARGV[3] value v, ARGV[4] TTL in ms, ARGV[5] ticket, ARGV[6] entry
@@ -10,22 +10,42 @@
 --   lock taken on too few nodes is undone and reserved for it again.
 -- leave: ARGV[3] reservation ms. The entry is removed; a reservation for
 --   this waiter passes to the next in line (L4). Returns 1.
+-- undo: a failed attempt's undo (A8). ARGV[3] value v, ARGV[4] the ticket
+--   the waiter has from now on, ARGV[5] entry lifetime in ms, ARGV[6]
+--   reservation ms. Only where L holds v: the entry takes the new ticket
+--   (the back of the line, L7, when the waiter was given one), and L passes
+--   to the first in line, or is deleted. Returns 1 when undone, 0 when L
+--   did not hold v.
 local id = ARGV[2]
 if ARGV[1] == 'leave' then
-  redis.call('HDEL', KEYS[2], id)
+  redis.pcall('HDEL', KEYS[2], id)
   if redis.call('GET', KEYS[1]) == '~r:' .. id then
     hand(KEYS[1], KEYS[2], ARGV[3], true)
   end
   return 1
 end
+if ARGV[1] == 'undo' then
+  if redis.call('GET', KEYS[1]) ~= ARGV[3] then
+    return 0
+  end
+  local now = now_ms()
+  if now then
+    redis.pcall('HSET', KEYS[2], id, ARGV[4] .. ':' .. (now + tonumber(ARGV[5])))
+  end
+  hand(KEYS[1], KEYS[2], ARGV[6], false)
+  return 1
+end
 -- (Re)enter the line first, granted or not: every node then holds every
 -- live waiter, whether its key was free, held or reserved (L3, L6).
 local lifetime = tonumber(ARGV[6])
-redis.call('HSET', KEYS[2], id, ARGV[5] .. ':' .. (now_ms() + lifetime))
--- The line lives while anyone refreshes it, and never shortens (other
--- waiters may have set a longer lifetime).
-redis.call('PEXPIRE', KEYS[2], 2 * lifetime, 'NX')
-redis.call('PEXPIRE', KEYS[2], 2 * lifetime, 'GT')
+local now = now_ms()
+if now then
+  redis.pcall('HSET', KEYS[2], id, ARGV[5] .. ':' .. (now + lifetime))
+  -- The line lives while anyone refreshes it, and never shortens (other
+  -- waiters may have set a longer lifetime).
+  redis.pcall('PEXPIRE', KEYS[2], 2 * lifetime, 'NX')
+  redis.pcall('PEXPIRE', KEYS[2], 2 * lifetime, 'GT')
+end
 local cur = redis.call('GET', KEYS[1])
 local mine = cur == '~r:' .. id
 if not mine and cur == false then

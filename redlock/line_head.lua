@@ -5,23 +5,32 @@
 -- node, L1) and the expiry this node's time in ms after which the entry
 -- counts for nothing (L3). head(LINE) drops the expired entries and
 -- returns the id with the smallest (ticket, id), or nil.
+-- Every command on the line goes through pcall: an ACL user without the
+-- rights to it (HGETALL, HSET, HDEL, TIME) gets plain Redlock, with no
+-- line, instead of failing (L8).
 local function now_ms()
-  local t = redis.call('TIME')
+  local t = redis.pcall('TIME')
+  if t.err then
+    return nil
+  end
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local function head(line)
-  local all = redis.call('HGETALL', line)
-  if #all == 0 then
+  local all = redis.pcall('HGETALL', line)
+  if all.err or #all == 0 then
     return nil
   end
   local now = now_ms()
+  if not now then
+    return nil
+  end
   local best, best_ticket
   for i = 1, #all, 2 do
     local id, v = all[i], all[i + 1]
     local sep = string.find(v, ':', 1, true)
     local ticket = tonumber(string.sub(v, 1, sep - 1))
     if tonumber(string.sub(v, sep + 1)) <= now then
-      redis.call('HDEL', line, id)
+      redis.pcall('HDEL', line, id)
     elseif best == nil or ticket < best_ticket or (ticket == best_ticket and id < best) then
       best, best_ticket = id, ticket
     end

@@ -3,6 +3,7 @@ package redlock_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,7 +11,9 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 
+	"github.com/quorumlock/quorumlock/internal/chaos"
 	"github.com/quorumlock/quorumlock/internal/redistest"
+	"github.com/quorumlock/quorumlock/pool"
 	"github.com/quorumlock/quorumlock/redlock"
 )
 
@@ -241,4 +244,132 @@ func TestLineSurvivesALostRegistration(t *testing.T) {
 		}
 	}
 	inLine(t, c, name, 0)
+}
+
+// L7: a waiter that is alive but cannot complete its turn (its round trips
+// to a majority of the nodes take longer than its node timeout: a far-away
+// instance, or one cut off from most nodes) goes to the back of the line
+// after each failed turn, instead of holding every node reserved for itself
+// while the others wait. Before this rule, a healthy client's Lock failed
+// at the end of its context, although no node was faulty.
+func TestHeadThatCannotCompleteGoesToTheBack(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault func(p *chaos.Proxy)
+		kill  bool // node 4 is down too: the healthy client has a bare majority
+	}{
+		{"slow links", func(p *chaos.Proxy) { p.SetDelay(80 * time.Millisecond) }, false},
+		{"cut off, one node down", func(p *chaos.Proxy) { p.Cut() }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := redistest.New(t, 5)
+			addrs := c.Addrs()
+			name := "line-hostage-" + strings.ReplaceAll(tc.name, " ", "-")
+			opts := []redlock.Option{redlock.WithTries(1 << 20)} // default tau 50ms
+			holder, healthy := newClient(t, c, opts...), newClient(t, c, opts...)
+			// The stuck waiter reaches nodes 0 and 1 directly, and nodes 2-4
+			// through proxies that the fault slows down or cuts.
+			stuckAddrs := slices.Clone(addrs)
+			var proxies []*chaos.Proxy
+			for i := 2; i < 5; i++ {
+				p, err := chaos.NewProxy(addrs[i])
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { p.Close() })
+				stuckAddrs[i], proxies = p.Addr(), append(proxies, p)
+			}
+			stuck := newClientOn(t, newPools(t, stuckAddrs), opts...)
+			l, err := holder.TryLock(t.Context(), name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stuckCtx, stopStuck := context.WithCancel(t.Context())
+			defer stopStuck()
+			stuckDone := waitForLock(stuckCtx, stuck, name)
+			inLine(t, c, name, 1) // first in line, on every node
+			for _, p := range proxies {
+				tc.fault(p)
+			}
+			if tc.kill {
+				if err := c.Nodes()[4].Kill(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			got := waitForLock(ctx, healthy, name)
+			inLineAtLeast(t, c.Nodes()[:2], name, 2)
+			if err := l.Unlock(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			w := <-got
+			if w == nil {
+				t.Fatal("a healthy client's Lock failed while a stuck waiter was first in line")
+			}
+			w.Unlock(t.Context())
+			stopStuck()
+			if s := <-stuckDone; s != nil {
+				s.Unlock(t.Context())
+			}
+		})
+	}
+}
+
+// inLineAtLeast waits until each of nodes has at least want entries in the
+// line of name.
+func inLineAtLeast(t *testing.T, nodes []*redistest.Node, name string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, n := range nodes {
+		for {
+			k, err := redis.Int(n.Do("HLEN", redlock.LineKey(name)))
+			if err == nil && k >= want {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("line of %q on %s has %d entries after 10s, want %d (%v)", name, n.Addr(), k, want, err)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+}
+
+// L8: an ACL user with the rights of earlier versions (no HGETALL, HSET,
+// HDEL, TIME) gets plain Redlock: locks are taken, waited for and released,
+// without the line; Check reports the node as degraded.
+func TestLineWithoutItsRightsFallsBack(t *testing.T) {
+	c := redistest.New(t, 3)
+	for _, node := range c.Nodes() {
+		if _, err := node.Do("ACL", "SETUSER", "old", "on", ">pw", "~redlock:*", "&redlock:*", "-@all",
+			"+set", "+get", "+del", "+pexpire", "+incr", "+type", "+eval", "+evalsha", "+script|load",
+			"+publish", "+subscribe", "+unsubscribe", "+ping", "+info", "+config|get"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const name = "line-old-acl"
+	opts := []redlock.Option{redlock.WithTries(1 << 20), redlock.WithNodeTimeout(200 * time.Millisecond)}
+	holder := newClientOn(t, newPools(t, c.Addrs(), pool.WithUsername("old"), pool.WithPassword("pw")), opts...)
+	waiter := newClientOn(t, newPools(t, c.Addrs(), pool.WithUsername("old"), pool.WithPassword("pw")), opts...)
+	if err := holder.Check(t.Context()); !errors.Is(err, redlock.ErrDegraded) || !strings.Contains(err.Error(), "line") {
+		t.Fatalf("Check with the old rights = %v, want ErrDegraded about the line", err)
+	}
+	l, err := holder.TryLock(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	got := waitForLock(ctx, waiter, name)
+	if err := l.Unlock(t.Context()); err != nil {
+		t.Fatalf("Unlock with the old rights = %v, want nil", err)
+	}
+	w := <-got
+	if w == nil {
+		t.Fatal("a waiter with the old rights never got the lock")
+	}
+	if err := w.Unlock(t.Context()); err != nil {
+		t.Fatalf("Unlock with the old rights = %v, want nil", err)
+	}
+	settled(t, c, name, 0)
 }

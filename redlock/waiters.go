@@ -25,7 +25,8 @@ func newWaiters(pools []pool.Pool) *waiters {
 	w := &waiters{subs: make([]*subscriber, len(pools))}
 	for i, p := range pools {
 		if d, ok := p.(pool.Dialer); ok {
-			w.subs[i] = &subscriber{d: d, node: i, chans: map[string]map[*wakeup]struct{}{}, done: make(chan struct{}), stop: make(chan struct{})}
+			ctx, cancel := context.WithCancel(context.Background())
+			w.subs[i] = &subscriber{d: d, node: i, chans: map[string]map[*wakeup]struct{}{}, ctx: ctx, cancel: cancel, done: make(chan struct{}), stop: make(chan struct{})}
 		}
 	}
 	return w
@@ -82,8 +83,10 @@ const (
 // until the client closes. Callers never write on the connection
 // themselves (C1): they queue SUBSCRIBE and UNSUBSCRIBE for the sender.
 type subscriber struct {
-	d    pool.Dialer
-	node int // the node's index, passed to the bells
+	d      pool.Dialer
+	node   int                // the node's index, passed to the bells
+	ctx    context.Context    // ends with close: a dial in progress stops
+	cancel context.CancelFunc // ends ctx
 
 	mu        sync.Mutex
 	chans     map[string]map[*wakeup]struct{}
@@ -175,6 +178,7 @@ func (s *subscriber) sender() {
 }
 
 func (s *subscriber) close() {
+	s.cancel() // a dial in progress ends now, not at its timeout
 	s.mu.Lock()
 	s.closed = true
 	close(s.stop)
@@ -199,7 +203,7 @@ func (s *subscriber) loop() {
 	defer close(s.done)
 	backoff := minBackoff
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ctx, cancel := context.WithTimeout(s.ctx, time.Second)
 		conn, err := s.d.Dial(ctx)
 		cancel()
 		s.mu.Lock()

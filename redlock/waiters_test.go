@@ -1,6 +1,8 @@
 package redlock_test
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -98,6 +100,50 @@ func subscribed(t *testing.T, c *redistest.Cluster, name string) {
 				t.Fatalf("no subscriber on %s at %s after 10s: %v", channel, n.Addr(), err)
 			}
 			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// blockingDialer is a pool whose subscription dial never completes (a node
+// that accepts connections and then says nothing): Dial waits for its
+// context, and reports how that ended.
+type blockingDialer struct {
+	pool.Pool
+	ended chan error
+}
+
+func (p blockingDialer) Dial(ctx context.Context) (redis.Conn, error) {
+	<-ctx.Done()
+	p.ended <- ctx.Err()
+	return nil, ctx.Err()
+}
+
+// C2: Close stops a subscription dial in progress at once: it does not wait
+// for the dial to time out.
+func TestCloseStopsSubscriptionDial(t *testing.T) {
+	c := redistest.New(t, 3)
+	holder := newClient(t, c)
+	l, err := holder.TryLock(t.Context(), "close-dial")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock(t.Context())
+	ended := make(chan error, 16)
+	var pools []pool.Pool
+	for _, p := range newPools(t, c.Addrs()) {
+		pools = append(pools, blockingDialer{p, ended})
+	}
+	cl, err := redlock.New(pools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	cl.Lock(ctx, "close-dial") // waits in line: the subscribers start dialing
+	cancel()
+	cl.Close()
+	for range pools {
+		if err := <-ended; !errors.Is(err, context.Canceled) {
+			t.Fatalf("a subscription dial ended with %v when the client closed, want context.Canceled (Close waited for the dial)", err)
 		}
 	}
 }
