@@ -25,6 +25,7 @@ type Client struct {
 	pools     []pool.Pool
 	nodes     []*pipe.Node  // one pipelined connection per node
 	wait      *waiters      // wakes Lock callers on release
+	local     queue         // this client's waiters per name: the first stands in the line (L9)
 	ext       extensions    // auto-extension of held locks
 	closing   chan struct{} // closed when Close starts
 	cfg       config
@@ -152,15 +153,17 @@ func (c *Client) Lock(ctx context.Context, name string, opts ...Option) (*Lock, 
 		}
 	}()
 	for attempt := 1; ; attempt++ {
-		l, err := c.attempt(ctx, name, &cfg, w)
-		if err == nil {
-			return l, nil
+		if w.turn() {
+			l, err := c.attempt(ctx, name, &cfg, w)
+			if err == nil {
+				return l, nil
+			}
+			var last *QuorumError
+			if !errors.As(err, &last) {
+				return nil, c.gaveUp(name, w, &cfg, err)
+			}
+			qe = last.after(qe)
 		}
-		var last *QuorumError
-		if !errors.As(err, &last) {
-			return nil, c.gaveUp(name, w, &cfg, err)
-		}
-		qe = last.after(qe)
 		qe.Attempts = attempt
 		if attempt >= cfg.tries || qe.ctxErr != nil || errors.Is(qe, ErrClosed) {
 			return nil, c.gaveUp(name, w, &cfg, qe)
@@ -169,8 +172,9 @@ func (c *Client) Lock(ctx context.Context, name string, opts ...Option) (*Lock, 
 		if join { // held elsewhere: wait in line
 			w = c.join(name)
 		}
-		// Joining, the first attempt in line is made at once: it enters
-		// the line on every node.
+		// Joining, the first attempt in line is made at once (when it is
+		// this waiter's turn among the client's own): it enters the line on
+		// every node.
 		if l, err := c.pauseFor(ctx, name, &cfg, attempt, w, qe, join); l != nil || err != nil {
 			if err != nil {
 				return nil, c.gaveUp(name, w, &cfg, err)
@@ -182,7 +186,7 @@ func (c *Client) Lock(ctx context.Context, name string, opts ...Option) (*Lock, 
 
 // gaveUp takes a waiter that gives up out of the line (L4) and returns err.
 func (c *Client) gaveUp(name string, w *waiter, cfg *config, err error) error {
-	if w != nil {
+	if w != nil && w.entered.Load() {
 		c.leave(name, w, cfg.nodeTimeout)
 	}
 	return err
@@ -201,7 +205,7 @@ func (c *Client) pauseFor(ctx context.Context, name string, cfg *config, attempt
 		bell = w.bell.ch
 	}
 	for {
-		if now {
+		if now && w.turn() {
 			l, err := c.attempt(ctx, name, cfg, w)
 			if err == nil {
 				return l, nil
@@ -260,6 +264,7 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 	var line, counter any
 	switch {
 	case w != nil:
+		w.entered.Store(true)
 		line, counter = LineKey(name), CounterKey(name)
 		cmd, args = "EVALSHA", w.lineArgs(key, line, counter, value, cfg)
 		w.bell.reset() // reservations announced from now on ring for the next attempt
@@ -305,7 +310,7 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 		// off from most nodes): it goes to the back of the line, here and
 		// in its next attempts, so the others get their turn.
 		if r.tally.Refused == 0 {
-			w.ticket = c.ticket()
+			w.toBack(c)
 		}
 		release = w.undoArgs(key, line, counter, value, cfg.nodeTimeout)
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quorumlock/quorumlock/internal/pipe"
@@ -35,23 +36,46 @@ func reserveFor(tau time.Duration) time.Duration { return 4 * tau }
 
 // waiter is one Lock caller in the line of a name.
 type waiter struct {
-	id     string // its entry, and how reservations name it
-	ticket string // its place: microseconds of the wall clock when it joined (L1)
-	bell   *wakeup
-	stop   func() // stops listening for releases
+	id      string                 // its entry, and how reservations name it
+	place   atomic.Pointer[string] // its ticket: microseconds of the wall clock when it joined (L1)
+	bell    *wakeup
+	entered atomic.Bool // it may have entries on the nodes: it attempted, or was put in line
+	mine    func() bool
+	stop    func() // stops listening for releases, and leaves the client's queue
 }
 
-// join puts the caller in the line of name: it listens for releases now
-// and enters the line on every node with its next attempt.
+// ticket returns the waiter's place in line.
+func (w *waiter) ticket() string { return *w.place.Load() }
+
+// toBack gives the waiter a new place: now (L7).
+func (w *waiter) toBack(c *Client) {
+	t := c.ticket()
+	w.place.Store(&t)
+}
+
+// join puts the caller in the line of name: it listens for releases now,
+// and enters the line on every node with its next attempt once it is the
+// first of the client's own waiters for name (L9).
 func (c *Client) join(name string) *waiter {
 	// L1: the same ticket on every node, for the whole wait (until a failed
 	// turn sends it to the back, L7), so every node puts the same waiter
 	// first. It orders; it never times.
-	w := &waiter{id: "w" + rand.Text(), ticket: c.ticket()}
+	w := &waiter{id: "w" + rand.Text()}
+	w.toBack(c)
 	w.bell = newWakeup(w.id, len(c.nodes))
-	w.stop = c.wait.wait(name, w.bell)
+	unsubscribe := c.wait.wait(name, w.bell)
+	c.local.join(name, w) // a turn here rings the bell
+	w.mine = func() bool { return c.local.head(name, w) }
+	w.stop = func() {
+		unsubscribe()
+		c.local.leave(name, w)
+	}
 	return w
 }
+
+// turn reports whether the caller may attempt now: always before it waits,
+// and while it waits, when it is the first of its client's own waiters.
+func (w *waiter) turn() bool { return w == nil || w.mine() }
 
 // ticket returns a place in line: now, in microseconds of the wall clock.
 func (c *Client) ticket() string { return strconv.FormatInt(c.clock.Now().UnixMicro(), 10) }
@@ -60,7 +84,7 @@ func (c *Client) ticket() string { return strconv.FormatInt(c.clock.Now().UnixMi
 // (line.lua undo): where the attempt took the key, the waiter keeps its
 // place in line (with its current ticket) and the key goes to the first.
 func (w *waiter) undoArgs(key, line, counter, value any, tau time.Duration) []any {
-	return []any{lineHash, 3, key, line, counter, "undo", w.id, value, w.ticket,
+	return []any{lineHash, 3, key, line, counter, "undo", w.id, value, w.ticket(),
 		lineLifetime(tau).Milliseconds(), reserveFor(tau).Milliseconds()}
 }
 
@@ -71,15 +95,21 @@ func (w *waiter) lineArgs(key, line, counter, value any, cfg *config) []any {
 		fence = "1"
 	}
 	return []any{lineHash, 3, key, line, counter, "take", w.id, value, cfg.ttl.Milliseconds(),
-		w.ticket, lineLifetime(cfg.nodeTimeout).Milliseconds(), fence}
+		w.ticket(), lineLifetime(cfg.nodeTimeout).Milliseconds(), fence}
 }
 
 // leave takes the waiter out of the line on every node, in the background
-// (L4): after it took the lock, or gave up. Each request is queued behind
-// the waiter's last attempt on that node's connection, so it runs after it.
+// (L4): after it took the lock, or gave up. The next of the client's own
+// waiters for name, if any, takes its place there in the same step (L9).
+// Each request is queued behind the waiter's last attempt on that node's
+// connection, so it runs after it.
 func (c *Client) leave(name string, w *waiter, tau time.Duration) {
 	key := LockKey(name)
 	args := []any{lineHash, 3, key, LineKey(name), CounterKey(name), "leave", w.id, reserveFor(tau).Milliseconds()}
+	if next := c.local.next(name, w); next != nil {
+		next.entered.Store(true)
+		args = append(args, next.id, next.ticket(), lineLifetime(tau).Milliseconds())
+	}
 	for _, n := range c.nodes {
 		n.Do(pipe.Request{Cmd: "EVALSHA", Args: args, Timeout: tau})
 	}

@@ -8,8 +8,11 @@
 --   PX ttl, and INCR C when fencing (F1). Returns 1, or the counter when
 --   fencing, when granted; 0 when not. Its entry stays until it leaves: a
 --   lock taken on too few nodes is undone and reserved for it again.
--- leave: ARGV[3] reservation ms. The entry is removed; a reservation for
---   this waiter passes to the next in line (L4). Returns 1.
+-- leave: ARGV[3] reservation ms; optionally ARGV[4] the id of the waiter
+--   that takes its place (the next of the same client's waiters, L9),
+--   ARGV[5] that one's ticket, ARGV[6] entry lifetime in ms. The entry is
+--   removed (and the successor's put in); a reservation for this waiter
+--   passes to the first in line (L4). Returns 1.
 -- undo: a failed attempt's undo (A8). ARGV[3] value v, ARGV[4] the ticket
 --   the waiter has from now on, ARGV[5] entry lifetime in ms, ARGV[6]
 --   reservation ms. Only where L holds v: the entry takes the new ticket
@@ -19,6 +22,13 @@
 local id = ARGV[2]
 if ARGV[1] == 'leave' then
   redis.pcall('HDEL', KEYS[2], id)
+  if ARGV[4] then
+    local now = now_ms()
+    if now then
+      redis.pcall('HSET', KEYS[2], ARGV[4], ARGV[5] .. ':' .. (now + tonumber(ARGV[6])))
+      redis.pcall('PEXPIRE', KEYS[2], 2 * tonumber(ARGV[6]), 'NX')
+    end
+  end
   if redis.call('GET', KEYS[1]) == '~r:' .. id then
     hand(KEYS[1], KEYS[2], ARGV[3], true)
   end

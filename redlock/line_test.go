@@ -373,3 +373,66 @@ func TestLineWithoutItsRightsFallsBack(t *testing.T) {
 	}
 	settled(t, c, name, 0)
 }
+
+// ownChannels waits until every node has want waiters' own release
+// channels of name subscribed: that many waiters have joined, whether or
+// not they stand in the line on the nodes yet.
+func ownChannels(t *testing.T, c *redistest.Cluster, name string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, n := range c.Nodes() {
+		for {
+			chans, err := redis.Strings(n.Do("PUBSUB", "CHANNELS", redlock.LockKey(name)+":released:*"))
+			if err == nil && len(chans) == want {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d waiters' channels of %q on %s after 10s, want %d (%v)", len(chans), name, n.Addr(), want, err)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+}
+
+// L9, L1: a client's own waiters for one name take turns among themselves:
+// only the first stands in the line on the nodes (the others cost the
+// nodes nothing), and each enters it with the ticket of its own arrival,
+// so the order across clients is still the order of arrival.
+func TestClientsOwnWaitersKeepArrivalOrder(t *testing.T) {
+	c := redistest.New(t, 3)
+	const name = "line-local"
+	opts := []redlock.Option{redlock.WithTries(1 << 20), redlock.WithNodeTimeout(200 * time.Millisecond)}
+	holder, one, other := newClient(t, c, opts...), newClient(t, c, opts...), newClient(t, c, opts...)
+	l, err := holder.TryLock(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a1 := waitForLock(t.Context(), one, name)
+	inLine(t, c, name, 1)
+	a2 := waitForLock(t.Context(), one, name) // the same client's second waiter
+	ownChannels(t, c, name, 2)
+	b := waitForLock(t.Context(), other, name)
+	inLine(t, c, name, 2) // a1 and b stand in line; a2 waits in its client
+	if err := l.Unlock(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for i, got := range []<-chan *redlock.Lock{a1, a2, b} {
+		var w *redlock.Lock
+		select {
+		case w = <-got:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("waiter %d (by arrival) not served 10s after its turn", i)
+		}
+		if w == nil {
+			t.Fatalf("waiter %d: Lock failed", i)
+		}
+		if i == 0 {
+			select {
+			case <-b:
+				t.Fatal("the other client's waiter was served before the first client's second waiter, which arrived earlier")
+			default:
+			}
+		}
+		w.Unlock(t.Context())
+	}
+}

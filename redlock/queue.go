@@ -1,0 +1,68 @@
+package redlock
+
+import "sync"
+
+// queue orders a client's own waiters for each lock name (ALGORITHM.md L9):
+// only the first of them stands in the line on the nodes and makes
+// attempts; the others wait here, costing the nodes nothing. When the first
+// leaves the line, it puts the next one in its place on the nodes with the
+// ticket of that one's own arrival (line.lua leave), so the order across
+// clients stays the order of arrival, with no gap in which a later waiter
+// of another client could be served first.
+type queue struct {
+	mu    sync.Mutex
+	names map[string][]*waiter
+}
+
+func (q *queue) join(name string, w *waiter) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.names == nil {
+		q.names = map[string][]*waiter{}
+	}
+	q.names[name] = append(q.names[name], w)
+}
+
+// head reports whether w is first among the client's waiters for name.
+func (q *queue) head(name string, w *waiter) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	line := q.names[name]
+	return len(line) > 0 && line[0] == w
+}
+
+// next returns the waiter after w, or nil.
+func (q *queue) next(name string, w *waiter) *waiter {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	line := q.names[name]
+	for i, x := range line {
+		if x == w && i+1 < len(line) {
+			return line[i+1]
+		}
+	}
+	return nil
+}
+
+// leave removes w; if w was first, the next is rung so that it attempts
+// now rather than at its next timer.
+func (q *queue) leave(name string, w *waiter) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	line := q.names[name]
+	for i, x := range line {
+		if x != w {
+			continue
+		}
+		line = append(line[:i], line[i+1:]...)
+		if len(line) == 0 {
+			delete(q.names, name)
+		} else {
+			q.names[name] = line
+			if i == 0 {
+				line[0].bell.ring()
+			}
+		}
+		return
+	}
+}
