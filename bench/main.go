@@ -5,6 +5,13 @@
 // writes RESULTS.md and a latency chart.
 //
 //	go run . -rounds 5
+//
+// The instances suite (instances.go) measures contention across service
+// instances instead: one OS process per instance, each with its own client,
+// all contending for one lock name; it writes its own section of RESULTS.md
+// and a wait distribution chart.
+//
+//	go run . -suite instances -rounds 3
 package main
 
 import (
@@ -17,12 +24,34 @@ import (
 )
 
 func main() {
-	rounds := flag.Int("rounds", 5, "rounds; each runs every figure for every library")
-	out := flag.String("out", "RESULTS.md", "where to write the results")
+	if len(os.Args) == 2 && os.Args[1] == workerFlag { // re-executed as one instance (hidden)
+		if err := workerMain(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench worker:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	rounds := flag.Int("rounds", 5, "rounds; each runs every figure (scenario) for every library")
+	out := flag.String("out", "RESULTS.md", "where to write the results (each suite rewrites only its own part)")
 	chart := flag.String("chart", "latency.png", "where to write the latency chart")
+	cdf := flag.String("cdf", "wait-cdf.png", "where the instances suite writes its wait distribution chart")
+	suite := flag.String("suite", "classic", "classic: the in-process figures; instances: contention across processes; all: both")
 	quick := flag.Bool("quick", false, "short durations (a smoke run, not figures to publish)")
 	flag.Parse()
-	if err := run(*rounds, *out, *chart, *quick); err != nil {
+	var err error
+	switch *suite {
+	case "classic":
+		err = run(*rounds, *out, *chart, *quick)
+	case "instances":
+		err = runInstancesSuite(*rounds, *out, *cdf, *quick)
+	case "all":
+		if err = run(*rounds, *out, *chart, *quick); err == nil {
+			err = runInstancesSuite(*rounds, *out, *cdf, *quick)
+		}
+	default:
+		err = fmt.Errorf("-suite %q: want classic, instances or all", *suite)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -89,14 +118,14 @@ func run(rounds int, out, chart string, quick bool) error {
 	res.mem = mem
 	report := res.report(rounds, quick)
 	fmt.Print(report)
-	if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
+	if err := mergeResults(out, report, ""); err != nil { // keeps the instances suite's section
 		return err
 	}
 	return drawChart(chart, res)
 }
 
-func rotate(ls []locker, r int) []locker {
-	out := make([]locker, len(ls))
+func rotate[T any](ls []T, r int) []T {
+	out := make([]T, len(ls))
 	for i := range ls {
 		out[i] = ls[(i+r)%len(ls)]
 	}
