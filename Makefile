@@ -3,7 +3,7 @@ GO ?= go
 SHELL := /bin/bash
 PKGS := ./...
 
-.PHONY: test check redis bench bench-go cover
+.PHONY: test check redis bench bench-instances bench-go cover
 
 ## test: install redis-server if needed, check formatting and vet, run every test with -race
 test: redis check
@@ -24,6 +24,11 @@ redis:
 ## writes bench/RESULTS.md and bench/latency.png
 bench: redis
 	cd bench && $(GO) run . -rounds $${BENCH_ROUNDS:-5}
+
+## bench-instances: contention across service instances (separate processes), quorumlock against redsync,
+## bsm/redislock and rueidislock (BENCH_ROUNDS, default 3); writes its section of bench/RESULTS.md and bench/wait-cdf.png
+bench-instances: redis
+	cd bench && $(GO) run . -suite instances -rounds $${BENCH_ROUNDS:-3}
 
 ## bench-go: the Go benchmarks (ns, allocs and bytes per op), 5 runs each
 bench-go: redis

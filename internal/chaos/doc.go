@@ -13,5 +13,15 @@
 // majority down, a node restarted at once without its data) are reported,
 // not failed.
 //
+// The contention workload (RunContention) is the line of waiters under
+// fire (ALGORITHM.md L1-L6): many separate clients, each with its own pools
+// behind its own proxies, contend for one name while the nodes suffer the
+// same faults and the clients suffer their own: a waiter crashes (it never
+// sends anything again; a fresh client takes its place) or freezes. Its
+// checkers add liveness (no long drought while clients wait, no Lock call
+// starved for its whole budget) and fairness (Jain's index over the
+// clients that lived the whole run), and report the longest wait and what
+// a stopped waiter cost the others.
+//
 // The same workload drives `redlock demo`. This package is internal.
 package chaos

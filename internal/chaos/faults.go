@@ -36,11 +36,12 @@ const (
 	Latency   = "latency"   // added delay on one node's traffic
 )
 
-// Target is one node and, optionally, the proxy its clients go through
-// (latency; partition when the node is not Partitionable).
+// Target is one node and, optionally, the link its clients go through: a
+// proxy, or the gate of every proxy in front of the node (latency;
+// partition when the node is not Partitionable).
 type Target struct {
-	Node  Node
-	Proxy *Proxy
+	Node Node
+	Link Link
 }
 
 // Schedule injects faults at random, from a seed, never on more than
@@ -177,18 +178,18 @@ func (s *Schedule) apply(rng *rand.Rand, t Target, kind string) (h heal, err err
 		if p, isP := t.Node.(Partitionable); isP {
 			err = p.Disconnect()
 			h = heal{at: span(50*time.Millisecond, 3*s.TTL), do: p.Reconnect}
-		} else if t.Proxy != nil {
-			t.Proxy.Cut()
-			h = heal{at: span(50*time.Millisecond, 3*s.TTL), do: func() error { t.Proxy.Mend(); return nil }}
+		} else if t.Link != nil {
+			t.Link.Cut()
+			h = heal{at: span(50*time.Millisecond, 3*s.TTL), do: func() error { t.Link.Mend(); return nil }}
 		} else {
 			return heal{}, nil, false
 		}
 	case Latency:
-		if t.Proxy == nil {
+		if t.Link == nil {
 			return heal{}, nil, false
 		}
-		t.Proxy.SetDelay(time.Duration(1+rng.IntN(60)) * time.Millisecond)
-		h = heal{at: span(100*time.Millisecond, 3*s.TTL), do: func() error { t.Proxy.SetDelay(0); return nil }}
+		t.Link.SetDelay(time.Duration(1+rng.IntN(60)) * time.Millisecond)
+		h = heal{at: span(100*time.Millisecond, 3*s.TTL), do: func() error { t.Link.SetDelay(0); return nil }}
 	default:
 		return heal{}, fmt.Errorf("unknown fault kind %q", kind), true
 	}

@@ -22,6 +22,7 @@ type Call struct {
 	Budget   time.Duration // the context's timeout; 0 when none
 	Acquired bool
 	Err      error // why it failed
+	Client   int   // the contention workload's client instance; 0 elsewhere
 }
 
 // Recorder collects holds and calls from many goroutines.

@@ -102,7 +102,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 				return Summary{}, err
 			}
 			defer p.Close()
-			targets[i].Proxy = p
+			targets[i].Link = p
 			addrs[i] = p.Addr()
 		}
 	}

@@ -28,12 +28,13 @@ type Summary struct {
 	TokenRegressions int            `json:"token_regressions"`
 	TokenRepeats     int            `json:"token_repeats"`
 	LateCalls        int            `json:"late_calls"`
-	LongestDroughtMs int64          `json:"longest_drought_ms"`
+	LongestDroughtMs int64          `json:"longest_drought_ms"` // contention runs: while clients waited
 	MajorityDownMs   int64          `json:"majority_down_ms"`
 	GrantedNoQuorum  int            `json:"granted_while_majority_down"`
 	LockP50Ms        float64        `json:"lock_p50_ms"`
 	LockP99Ms        float64        `json:"lock_p99_ms"`
 	FaultErrors      []string       `json:"fault_errors,omitempty"`
+	Fairness         *Fairness      `json:"fairness,omitempty"` // the contention workload's
 	Violations       []string       `json:"violations"`
 }
 
@@ -47,6 +48,15 @@ type Limits struct {
 // Summarize runs the checkers over a finished run.
 func Summarize(tier string, seed uint64, from, to time.Time, nodes, workers, names int, inModel bool,
 	rec *Recorder, res *Resource, faults map[string]int, faultErrs []error, majorityDown [][2]time.Time, lim Limits) Summary {
+	return summarize(tier, seed, from, to, nodes, workers, names, inModel, rec, res, faults, faultErrs, majorityDown, lim, nil)
+}
+
+// summarize is Summarize; with waits, the drought is the longest time
+// without an acquisition while someone waited (LongestWaitedDrought), not
+// merely without one.
+func summarize(tier string, seed uint64, from, to time.Time, nodes, workers, names int, inModel bool,
+	rec *Recorder, res *Resource, faults map[string]int, faultErrs []error, majorityDown [][2]time.Time, lim Limits,
+	waits [][2]time.Time) Summary {
 	holds, calls := rec.Snapshot()
 	s := Summary{
 		Tier: tier, Seed: seed, Seconds: to.Sub(from).Seconds(), Nodes: nodes, Workers: workers, Names: names,
@@ -69,7 +79,11 @@ func Summarize(tier string, seed uint64, from, to time.Time, nodes, workers, nam
 	s.WritesAccepted, s.StaleRejected, s.StaleAccepted = res.Counts()
 	s.TokenRegressions, s.TokenRepeats = TokenProblems(holds)
 	s.LateCalls = LateCalls(calls, lim.CallSlack)
-	s.LongestDroughtMs = LongestDrought(holds, from, to).Milliseconds()
+	if waits != nil {
+		s.LongestDroughtMs = LongestWaitedDrought(holds, waits).Milliseconds()
+	} else {
+		s.LongestDroughtMs = LongestDrought(holds, from, to).Milliseconds()
+	}
 	for _, w := range majorityDown {
 		s.MajorityDownMs += w[1].Sub(w[0]).Milliseconds()
 	}
@@ -88,8 +102,12 @@ func Summarize(tier string, seed uint64, from, to time.Time, nodes, workers, nam
 	v(s.GrantedNoQuorum > 0, "%d locks granted while a majority was down", s.GrantedNoQuorum)
 	if inModel {
 		v(s.LateCalls > 0, "%d calls outlived their context by more than %v", s.LateCalls, lim.CallSlack)
+		waited := ""
+		if waits != nil {
+			waited = " while clients waited"
+		}
 		v(time.Duration(s.LongestDroughtMs)*time.Millisecond > lim.MaxDrought,
-			"no acquisition for %dms (limit %v) with a majority healthy", s.LongestDroughtMs, lim.MaxDrought)
+			"no acquisition for %dms%s (limit %v) with a majority healthy", s.LongestDroughtMs, waited, lim.MaxDrought)
 		v(s.Acquisitions < lim.MinAcquired, "only %d acquisitions (want >= %d)", s.Acquisitions, lim.MinAcquired)
 		v(len(s.FaultErrors) > 0, "fault injection errors: %s", strings.Join(s.FaultErrors, "; "))
 	}
@@ -119,9 +137,14 @@ func (s Summary) Line() string {
 	if s.MajorityDownMs > 0 {
 		down = fmt.Sprintf(", majority down %dms with %d locks granted", s.MajorityDownMs, s.GrantedNoQuorum)
 	}
-	return fmt.Sprintf("chaos%s [%s]: %d acquisitions, %d faults (%s), %d overlaps, %d stale writes accepted (%d rejected), %d token regressions%s, lock p50 %.2fms p99 %.2fms, seed %d",
+	fair := ""
+	if f := s.Fairness; f != nil {
+		fair = fmt.Sprintf(", fairness: Jain %.3f over %d whole-run clients, least served %.2f of the mean, longest wait %dms (%dms unfrozen), longest drought with waiters %dms, longest stall after a waiter fault %dms, %d starved calls",
+			f.Jain, f.WholeRun, f.MinShare, f.LongestWaitMs, f.LongestWaitRunningMs, s.LongestDroughtMs, f.LongestStallMs, f.Starved)
+	}
+	return fmt.Sprintf("chaos%s [%s]: %d acquisitions, %d faults (%s), %d overlaps, %d stale writes accepted (%d rejected), %d token regressions%s, lock p50 %.2fms p99 %.2fms%s, seed %d",
 		model, s.Tier, s.Acquisitions, total, kinds, s.Overlaps, s.StaleAccepted, s.StaleRejected,
-		s.TokenRegressions+s.TokenRepeats, down, s.LockP50Ms, s.LockP99Ms, s.Seed)
+		s.TokenRegressions+s.TokenRepeats, down, s.LockP50Ms, s.LockP99Ms, fair, s.Seed)
 }
 
 // JSON is the machine-readable summary.
