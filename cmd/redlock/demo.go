@@ -351,8 +351,8 @@ func liveLine(w *os.File) func(chaos.Progress) {
 	return func(p chaos.Progress) {
 		down := p.Faulty[chaos.Kill] + p.Faulty[chaos.Restart]
 		up := p.Nodes - down - p.Faulty[chaos.Pause] - p.Faulty[chaos.Partition] - p.Faulty[chaos.Latency]
-		line := fmt.Sprintf("[%3.0fs] %4.0f acq/s  p50 %6.2fms  p99 %7.2fms  nodes %d up, %d frozen, %d down, %d cut off, %d slow  overlaps %d  stale writes rejected %d",
-			p.Elapsed.Seconds(), p.PerSecond, ms(p.P50), ms(p.P99), up, p.Faulty[chaos.Pause], down,
+		line := fmt.Sprintf("[%3.0fs] %4.0f acq/s  line: %d waiting, %.0f handovers/s  p50 %6.2fms  p99 %7.2fms  nodes %d up, %d frozen, %d down, %d cut off, %d slow  overlaps %d  stale writes rejected %d",
+			p.Elapsed.Seconds(), p.PerSecond, p.Waiting, p.HandoversPerSec, ms(p.P50), ms(p.P99), up, p.Faulty[chaos.Pause], down,
 			p.Faulty[chaos.Partition], p.Faulty[chaos.Latency], p.Overlaps, p.StaleRejected)
 		if tty {
 			fmt.Fprintf(w, "\r\033[K%s", line)

@@ -10,14 +10,15 @@ import (
 	"github.com/quorumlock/quorumlock/internal/redistest"
 )
 
-// `redlock demo --duration 5s` starts its own nodes, injects faults, and
-// exits 0 with a summary that shows no overlaps and no stale write accepted.
+// `redlock demo --duration 5s` starts its own nodes, injects faults, shows
+// the line of waiters in its live status, and exits 0 with a summary that
+// shows no overlaps and no stale write accepted.
 func TestDemoShortRun(t *testing.T) {
 	r := runBin(t, nil, "demo", "--duration", "5s", "--workers", "6")
 	if r.code != 0 {
 		t.Fatalf("redlock demo: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	for _, want := range []string{"verdict", "OK: no overlaps, no stale write accepted", "overlapping holds", "faults injected", "[  1s]"} {
+	for _, want := range []string{"verdict", "OK: no overlaps, no stale write accepted", "overlapping holds", "faults injected", "[  1s]", "line: ", " waiting, ", " handovers/s"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Fatalf("demo output lacks %q:\n%s", want, r.stdout)
 		}

@@ -122,6 +122,7 @@ type contention struct {
 
 	runCtx context.Context
 	wg     sync.WaitGroup // the workers
+	inLock atomic.Int64   // clients inside Lock now
 
 	mu        sync.Mutex
 	instances []*instance // every one started, in order: index = id
@@ -179,7 +180,7 @@ func RunContention(ctx context.Context, cfg Config, ct Contention) (Summary, err
 	go func() { defer bg.Done(); c.waiterFaults(runCtx) }()
 	if cfg.OnTick != nil {
 		bg.Add(1)
-		go func() { defer bg.Done(); tick(runCtx, from, len(cfg.Nodes), c.rec, c.res, s, cfg.OnTick) }()
+		go func() { defer bg.Done(); tick(runCtx, from, len(cfg.Nodes), c.rec, c.res, s, c.waiting, cfg.OnTick) }()
 	}
 	bg.Wait() // the run is over and every node and client is healed
 	c.wg.Wait()
@@ -285,7 +286,9 @@ func (c *contention) worker(ctx context.Context, in *instance) {
 		lctx, cancel := context.WithTimeout(ctx, c.ct.LockBudget)
 		at := time.Now()
 		in.setWaiting(at)
+		c.inLock.Add(1)
 		l, err := in.client.Lock(lctx, c.name)
+		c.inLock.Add(-1)
 		took := time.Since(at)
 		in.setWaiting(time.Time{})
 		cancel()
@@ -296,7 +299,8 @@ func (c *contention) worker(ctx context.Context, in *instance) {
 		if c.runCtx.Err() != nil { // the run ended the call, not its budget
 			budget = 0
 		}
-		c.rec.AddCall(Call{At: at, Took: took, Budget: budget, Acquired: err == nil, Err: err, Client: in.id})
+		// One name, one line: every acquisition after a wait is a handover.
+		c.rec.AddCall(Call{At: at, Took: took, Budget: budget, Acquired: err == nil, Err: err, Client: in.id, Waited: took > c.cfg.NodeTimeout})
 		if err != nil {
 			continue
 		}
@@ -538,3 +542,6 @@ func subtract(iv [2]time.Time, windows [][2]time.Time) [][2]time.Time {
 	}
 	return parts
 }
+
+// waiting returns how many clients are inside Lock now.
+func (c *contention) waiting() int { return int(c.inLock.Load()) }

@@ -23,6 +23,9 @@ type Call struct {
 	Acquired bool
 	Err      error // why it failed
 	Client   int   // the contention workload's client instance; 0 elsewhere
+	// Waited: the name was held by another worker when the call began, so
+	// an acquisition is a handover (through the line of waiters).
+	Waited bool
 }
 
 // Recorder collects holds and calls from many goroutines.

@@ -39,6 +39,8 @@ type Progress struct {
 	Elapsed          time.Duration
 	Acquisitions     int
 	PerSecond        float64 // acquisitions in the last tick
+	Waiting          int     // workers waiting for a lock now
+	HandoversPerSec  float64 // acquisitions in the last tick by workers that waited for a holder
 	P50, P99         time.Duration
 	Faulty           map[string]int // nodes currently down, frozen, cut off or slow, by fault
 	Nodes            int
@@ -140,7 +142,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	go func() { defer wg.Done(); w.Run(runCtx) }()
 	if cfg.OnTick != nil {
 		wg.Add(1)
-		go func() { defer wg.Done(); tick(runCtx, from, len(cfg.Nodes), rec, res, s, cfg.OnTick) }()
+		go func() { defer wg.Done(); tick(runCtx, from, len(cfg.Nodes), rec, res, s, w.Waiting, cfg.OnTick) }()
 	}
 	wg.Wait()
 	to := time.Now()
@@ -148,7 +150,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		rec, res, faults, s.Errors(), s.MajorityDown(), cfg.Limits), nil
 }
 
-func tick(ctx context.Context, from time.Time, nodes int, rec *Recorder, res *Resource, s *Schedule, f func(Progress)) {
+func tick(ctx context.Context, from time.Time, nodes int, rec *Recorder, res *Resource, s *Schedule, waiting func() int, f func(Progress)) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	lastHolds, lastCalls := 0, 0
@@ -160,12 +162,17 @@ func tick(ctx context.Context, from time.Time, nodes int, rec *Recorder, res *Re
 		}
 		holds, calls := rec.Snapshot()
 		var lat []time.Duration
+		handovers := 0
 		for _, c := range calls[lastCalls:] {
 			if c.Acquired {
 				lat = append(lat, c.Took)
+				if c.Waited {
+					handovers++
+				}
 			}
 		}
 		p := Progress{Elapsed: time.Since(from), Acquisitions: len(holds), PerSecond: float64(len(holds) - lastHolds),
+			Waiting: waiting(), HandoversPerSec: float64(handovers),
 			Faulty: s.Faulty(), Nodes: nodes, Overlaps: Overlaps(holds)}
 		p.TokenRegressions, _ = TokenProblems(holds)
 		_, p.StaleRejected, p.StaleAccepted = res.Counts()

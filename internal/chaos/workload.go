@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quorumlock/quorumlock/redlock"
@@ -21,6 +22,18 @@ type Workload struct {
 	NodeTimeout time.Duration // the clients' node timeout: some Extends are cut off within it
 	LockTimeout time.Duration // the context budget of one Lock call
 	Seed        uint64
+
+	waiting atomic.Int64 // workers inside Lock now
+	held    sync.Map     // name -> *atomic.Int64: workers holding it (as they see it)
+}
+
+// Waiting returns how many workers are inside Lock now: the line, as this
+// workload sees it.
+func (w *Workload) Waiting() int { return int(w.waiting.Load()) }
+
+func (w *Workload) holders(name string) *atomic.Int64 {
+	v, _ := w.held.LoadOrStore(name, new(atomic.Int64))
+	return v.(*atomic.Int64)
 }
 
 // Run runs the workers until ctx ends.
@@ -49,14 +62,17 @@ func (w *Workload) worker(ctx context.Context, id int) {
 		}
 		lctx, cancel := context.WithTimeout(ctx, w.LockTimeout)
 		at := time.Now()
+		waited := w.holders(name).Load() > 0
+		w.waiting.Add(1)
 		l, err := client.Lock(lctx, name, opts...)
+		w.waiting.Add(-1)
 		took := time.Since(at)
 		cancel()
 		budget := w.LockTimeout
 		if ctx.Err() != nil { // the run ended the call, not its own budget
 			budget = 0
 		}
-		w.Recorder.AddCall(Call{At: at, Took: took, Budget: budget, Acquired: err == nil, Err: err})
+		w.Recorder.AddCall(Call{At: at, Took: took, Budget: budget, Acquired: err == nil, Err: err, Waited: waited})
 		if err != nil {
 			continue
 		}
@@ -71,6 +87,9 @@ func (w *Workload) worker(ctx context.Context, id int) {
 // late, as a slow holder would, and one in four that changes its TTL.
 func (w *Workload) hold(ctx context.Context, rng *rand.Rand, id int, l *redlock.Lock, long bool) {
 	start := time.Now()
+	holding := w.holders(l.Name())
+	holding.Add(1)
+	defer holding.Add(-1)
 	w.Resource.Issued(l.Name(), l.Token())
 	length := time.Duration(rng.Int64N(int64(w.TTL / 10)))
 	switch {
