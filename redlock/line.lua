@@ -25,8 +25,7 @@ if ARGV[1] == 'leave' then
   if ARGV[4] then
     local now = now_ms()
     if now then
-      redis.pcall('HSET', KEYS[2], ARGV[4], ARGV[5] .. ':' .. (now + tonumber(ARGV[6])))
-      redis.pcall('PEXPIRE', KEYS[2], 2 * tonumber(ARGV[6]), 'NX')
+      enter(KEYS[2], ARGV[4], ARGV[5], tonumber(ARGV[6]), now)
     end
   end
   if redis.call('GET', KEYS[1]) == '~r:' .. id then
@@ -40,26 +39,23 @@ if ARGV[1] == 'undo' then
   end
   local now = now_ms()
   if now then
-    redis.pcall('HSET', KEYS[2], id, ARGV[4] .. ':' .. (now + tonumber(ARGV[5])))
+    enter(KEYS[2], id, ARGV[4], tonumber(ARGV[5]), now)
   end
   hand(KEYS[1], KEYS[2], ARGV[6], false)
   return 1
 end
 -- (Re)enter the line first, granted or not: every node then holds every
 -- live waiter, whether its key was free, held or reserved (L3, L6).
-local lifetime = tonumber(ARGV[6])
 local now = now_ms()
 if now then
-  redis.pcall('HSET', KEYS[2], id, ARGV[5] .. ':' .. (now + lifetime))
-  -- The line lives while anyone refreshes it, and never shortens (other
-  -- waiters may have set a longer lifetime).
-  redis.pcall('PEXPIRE', KEYS[2], 2 * lifetime, 'NX')
-  redis.pcall('PEXPIRE', KEYS[2], 2 * lifetime, 'GT')
+  enter(KEYS[2], id, ARGV[5], tonumber(ARGV[6]), now)
 end
 local cur = redis.call('GET', KEYS[1])
 local mine = cur == '~r:' .. id
 if not mine and cur == false then
-  mine = head(KEYS[2]) == id
+  -- First in line, or no line at all: none here, or none readable (L8).
+  local h = head(KEYS[2])
+  mine = h == nil or h == id
 end
 if mine then
   redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])

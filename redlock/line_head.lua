@@ -37,6 +37,15 @@ local function head(line)
   end
   return best
 end
+-- enter puts waiter id in the line with ticket, for lifetime ms from now
+-- (node time), and keeps the line's key alive at least twice that long,
+-- never shortening it (other waiters may have set a longer lifetime) and
+-- never leaving it without an expiry (L3).
+local function enter(line, id, ticket, lifetime, now)
+  redis.pcall('HSET', line, id, ticket .. ':' .. (now + lifetime))
+  redis.pcall('PEXPIRE', line, 2 * lifetime, 'NX')
+  redis.pcall('PEXPIRE', line, 2 * lifetime, 'GT')
+end
 -- hand gives the lock key L to the head of the line: a reservation that
 -- only the head can turn into its lock (L2), for ARGV reserve_ms, announced
 -- to it alone on its own channel L..':released:'..id (the other waiters

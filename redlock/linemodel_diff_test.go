@@ -1,0 +1,482 @@
+package redlock
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/quorumlock/quorumlock/internal/redistest"
+)
+
+// diffOp is one command of the differential test, with the arguments laid
+// out as the client lays them out (EVAL and the source standing for
+// EVALSHA and the hash).
+type diffOp struct {
+	cmd  string
+	args []any
+	wait int64 // > 0: no command; let the node's clock move this many ms
+	desc string
+}
+
+// diffGen makes the random operations of one sequence. Its choices depend
+// only on the seed and on the operations made so far, never on a reply.
+type diffGen struct {
+	rnd                *rand.Rand
+	key, line, counter string
+	ids                []string
+	tickets            map[string]int64
+	values             []string // every value written so far, latest last
+	next               int
+}
+
+// The durations the operations use, in ms: short ones expire within the
+// sequence (the test's pace is a fraction of a ms per operation, and it
+// waits a few ms now and then), long ones never do.
+const diffLong = 1_000_000
+
+func (g *diffGen) pick(short ...int64) int64 {
+	if g.rnd.IntN(6) == 0 {
+		return diffLong
+	}
+	return short[g.rnd.IntN(len(short))]
+}
+
+// tau returns a node timeout whose derived lifetime and reservation
+// (4 tau, line.go) are short or long.
+func (g *diffGen) tau() time.Duration {
+	return time.Duration(g.pick(1, 2, 3)) * time.Millisecond
+}
+
+func (g *diffGen) value() string {
+	g.next++
+	v := "v" + strconv.Itoa(g.next)
+	g.values = append(g.values, v)
+	return v
+}
+
+// oldValue is the value the key holds (as far as the model knows: it may
+// have expired meanwhile), often, or one written earlier, or none.
+func (g *diffGen) oldValue(holds string) string {
+	switch r := g.rnd.IntN(8); {
+	case r < 4 && holds != "" && !strings.HasPrefix(holds, "~r:"):
+		return holds
+	case r == 7 || len(g.values) == 0:
+		return "never-written"
+	case r < 6:
+		return g.values[len(g.values)-1]
+	}
+	return g.values[g.rnd.IntN(len(g.values))]
+}
+
+// modelWaiter is a waiter with id and ticket, for its argument layouts.
+func modelWaiter(id string, ticket int64) *waiter {
+	w := &waiter{id: id}
+	tk := strconv.FormatInt(ticket, 10)
+	w.place.Store(&tk)
+	return w
+}
+
+func (g *diffGen) op(holds string) diffOp {
+	id := g.ids[g.rnd.IntN(len(g.ids))]
+	switch r := g.rnd.IntN(100); {
+	case r < 34: // a waiter's attempt, as Client.attempt makes it (line.go lineArgs)
+		if g.rnd.IntN(10) == 0 { // it joins again: a new ticket
+			g.tickets[id] = 1_700_000_000_000_000 + g.rnd.Int64N(3)
+		}
+		cfg := config{ttl: time.Duration(g.pick(4, 8, 20)) * time.Millisecond, nodeTimeout: g.tau(), fencing: g.rnd.IntN(3) == 0}
+		args := modelWaiter(id, g.tickets[id]).lineArgs(g.key, g.line, g.counter, g.value(), &cfg)
+		args[0] = lineSrc
+		return diffOp{cmd: "EVAL", args: args, desc: fmt.Sprintf("take %v", args[6:])}
+	case r < 44: // a failed attempt's undo in line (line.go undoArgs), maybe to the back (L7)
+		if g.rnd.IntN(3) == 0 {
+			g.tickets[id] = 1_700_000_000_000_003 + g.rnd.Int64N(3)
+		}
+		args := modelWaiter(id, g.tickets[id]).undoArgs(g.key, g.line, g.counter, g.oldValue(holds), g.tau())
+		args[0] = lineSrc
+		return diffOp{cmd: "EVAL", args: args, desc: fmt.Sprintf("undo %v", args[6:])}
+	case r < 58: // a release: Unlock's ('1') or a plain attempt's undo ('0')
+		announce := strconv.Itoa(g.rnd.IntN(2))
+		args := []any{releaseSrc, 2, g.key, g.line, g.oldValue(holds), announce, reserveFor(g.tau()).Milliseconds()}
+		return diffOp{cmd: "EVAL", args: args, desc: fmt.Sprintf("release %v", args[4:])}
+	case r < 72: // a waiter leaves, maybe putting its successor in (Client.leave, L9)
+		tau := g.tau()
+		args := []any{lineSrc, 3, g.key, g.line, g.counter, "leave", id, reserveFor(tau).Milliseconds()}
+		if g.rnd.IntN(3) == 0 {
+			next := g.ids[g.rnd.IntN(len(g.ids))]
+			args = append(args, next, strconv.FormatInt(g.tickets[next], 10), lineLifetime(tau).Milliseconds())
+		}
+		return diffOp{cmd: "EVAL", args: args, desc: fmt.Sprintf("leave %v", args[6:])}
+	case r < 82: // TryLock, or a first attempt: SET NX PX GET
+		args := []any{g.key, g.value(), "NX", "PX", g.pick(4, 8, 20), "GET"}
+		return diffOp{cmd: "SET", args: args, desc: fmt.Sprintf("set %v", args[1:])}
+	case r < 88: // the fenced plain acquisition
+		args := []any{acquireSrc, 2, g.key, g.counter, g.value(), g.pick(4, 8, 20), "1"}
+		return diffOp{cmd: "EVAL", args: args, desc: fmt.Sprintf("acquire %v", args[4:])}
+	default: // mostly less than an entry's life, now and then more than a line's
+		d := 1 + g.rnd.Int64N(8)
+		if g.rnd.IntN(5) == 0 {
+			d = 10 + g.rnd.Int64N(20)
+		}
+		return diffOp{wait: d, desc: fmt.Sprintf("wait %dms", d)}
+	}
+}
+
+// diffObs is what the node answered and what it holds after one command.
+type diffObs struct {
+	t0, t1  int64  // the node's clock (ms) before the command and after the look
+	reply   string // rendered
+	key     string // "" when missing
+	keyExp  int64
+	line    map[string]string
+	lineExp int64
+	counter int64
+	pubs    []announcement
+}
+
+// lookSrc reads, in one script (one expiry instant), everything the model
+// holds, and the node's clock.
+const lookSrc = `local t = redis.call('TIME')
+return {t[1], t[2], redis.call('GET', KEYS[1]), redis.call('PEXPIRETIME', KEYS[1]),
+  redis.call('HGETALL', KEYS[2]), redis.call('PEXPIRETIME', KEYS[2]), redis.call('GET', KEYS[3])}`
+
+func renderReply(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "nil"
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case []byte:
+		return "bulk " + strconv.Quote(string(v))
+	}
+	return fmt.Sprintf("%T %v", v, v)
+}
+
+func msOf(secs, micros []byte) int64 {
+	s, _ := strconv.ParseInt(string(secs), 10, 64)
+	u, _ := strconv.ParseInt(string(micros), 10, 64)
+	return s*1000 + u/1000
+}
+
+// diffNode drives one real node for one lock name.
+type diffNode struct {
+	conn redis.Conn // the default user's
+	ops  redis.Conn // the commands' connection: conn, or one of a user without the line's rights (L8)
+	sub  redis.PubSubConn
+	g    *diffGen
+}
+
+// nodeNow reads the node's clock in ms.
+func (d *diffNode) nodeNow(t *testing.T) int64 {
+	t.Helper()
+	v, err := redis.ByteSlices(d.conn.Do("TIME"))
+	if err != nil || len(v) != 2 {
+		t.Fatalf("TIME: %v %v", v, err)
+	}
+	return msOf(v[0], v[1])
+}
+
+// run sends op, with a look at the state in the same pipeline (or right
+// after it, as the default user), and collects what the release channels
+// got meanwhile.
+func (d *diffNode) run(t *testing.T, op diffOp) diffObs {
+	t.Helper()
+	var (
+		tm    [][]byte
+		reply any
+		look  []any
+		err   error
+	)
+	if d.ops == d.conn {
+		d.conn.Send("TIME")
+		d.conn.Send(op.cmd, op.args...)
+		d.conn.Send("EVAL", lookSrc, 3, d.g.key, d.g.line, d.g.counter)
+		if err := d.conn.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if tm, err = redis.ByteSlices(d.conn.Receive()); err != nil {
+			t.Fatalf("TIME: %v", err)
+		}
+		reply, err = d.conn.Receive()
+	} else {
+		if tm, err = redis.ByteSlices(d.conn.Do("TIME")); err != nil {
+			t.Fatalf("TIME: %v", err)
+		}
+		reply, err = d.ops.Do(op.cmd, op.args...)
+	}
+	if err != nil {
+		t.Fatalf("%s: the node answered an error: %v", op.desc, err)
+	}
+	if d.ops == d.conn {
+		look, err = redis.Values(d.conn.Receive())
+	} else {
+		look, err = redis.Values(d.conn.Do("EVAL", lookSrc, 3, d.g.key, d.g.line, d.g.counter))
+	}
+	if err != nil || len(look) != 7 {
+		t.Fatalf("look: %v %v", look, err)
+	}
+	o := diffObs{t0: msOf(tm[0], tm[1]), reply: renderReply(reply)}
+	o.t1 = msOf(look[0].([]byte), look[1].([]byte))
+	if b, ok := look[2].([]byte); ok {
+		o.key = string(b)
+	}
+	o.keyExp = look[3].(int64)
+	o.line, err = redis.StringMap(look[4], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.lineExp = look[5].(int64)
+	if b, ok := look[6].([]byte); ok {
+		o.counter, _ = strconv.ParseInt(string(b), 10, 64)
+	}
+	// The announcements were queued on the subscription before the PING
+	// that we send only now: its PONG comes after them.
+	if err := d.sub.Ping("sync"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		switch m := d.sub.Receive().(type) {
+		case redis.Message:
+			o.pubs = append(o.pubs, announcement{strings.TrimPrefix(m.Channel, d.g.key), string(m.Data)})
+			continue
+		case redis.Pong:
+		case error:
+			t.Fatalf("subscription: %v", m)
+		default:
+			t.Fatalf("subscription: unexpected %T %v", m, m)
+		}
+		break
+	}
+	return o
+}
+
+// explain says where a model state disagrees with the node's, or "".
+// after is the model once the command ran, before it; the node's state was
+// read at some instant of [lo, o.t1] of its clock, so a key or a line whose
+// expiry falls in there may be there or not. An expiry the command set
+// counts from the node's clock when SET PX or PEXPIRE ran, which the model
+// knows only to be in [its latest TIME read, o.t1]: the node's value must
+// be one of those, and the model takes it (pinned).
+func explain(after *lineNode, lo int64, r evalReply, o diffObs) string {
+	if got := renderReply(r.v); got != o.reply {
+		return fmt.Sprintf("reply %s, node %s", got, o.reply)
+	}
+	var pubs []announcement
+	if r.pub != (announcement{}) {
+		pubs = []announcement{r.pub}
+	}
+	if !slices.Equal(pubs, o.pubs) {
+		return fmt.Sprintf("published %q, node %q", pubs, o.pubs)
+	}
+	if after.counter != o.counter {
+		return fmt.Sprintf("counter %d, node %d", after.counter, o.counter)
+	}
+	// base is the earliest base of an expiry set now.
+	base := lo
+	switch must, may := after.keyExp >= o.t1, after.keyExp >= lo; {
+	case after.key == "" || !may && after.pxKey == 0:
+		if o.key != "" {
+			return fmt.Sprintf("key gone, node %q", o.key)
+		}
+	case o.key == "":
+		if must || after.pxKey > 0 && after.pxKey >= o.t1-base {
+			return fmt.Sprintf("key %q until %d, node: gone", after.key, after.keyExp)
+		}
+	case o.key != after.key:
+		return fmt.Sprintf("key %q, node %q", after.key, o.key)
+	case after.pxKey > 0:
+		if o.keyExp < after.keyExp || o.keyExp > o.t1+after.pxKey {
+			return fmt.Sprintf("key expiry %d, node %d: not %d ms after a base in [%d, %d]", after.keyExp, o.keyExp, after.pxKey, base, o.t1)
+		}
+		after.keyExp = o.keyExp
+	case after.keyExp != o.keyExp:
+		return fmt.Sprintf("key expiry %d, node %d", after.keyExp, o.keyExp)
+	}
+	lineExp := after.lineExp
+	if !after.lineTTL {
+		lineExp = math.MaxInt64
+	}
+	switch must, may := lineExp >= o.t1, lineExp >= lo; {
+	case after.line == nil || !may:
+		if len(o.line) > 0 {
+			return fmt.Sprintf("line gone, node %v", o.line)
+		}
+	case len(o.line) == 0:
+		if must {
+			return fmt.Sprintf("line %v until %d, node: gone", after.entries(), after.lineExp)
+		}
+	case !maps.Equal(after.entries(), o.line):
+		return fmt.Sprintf("line %v, node %v", after.entries(), o.line)
+	case !after.lineTTL:
+		if o.lineExp != -1 {
+			return fmt.Sprintf("line without expiry, node: until %d", o.lineExp)
+		}
+	case after.lineSet.d > 0:
+		// PEXPIRE NX (then GT, in a take): base+d on a hash without an
+		// expiry, else the old expiry, or the later of it and base+d.
+		w, got := after.lineSet, o.lineExp
+		fresh := got >= base+w.d && got <= o.t1+w.d
+		ok := fresh
+		if w.hadTTL {
+			ok = got == w.was || w.gt && got > w.was && fresh
+		}
+		if !ok {
+			return fmt.Sprintf("line expiry %d, node %d: not from %+v with a base in [%d, %d]", after.lineExp, got, w, base, o.t1)
+		}
+		after.lineExp = got
+	case after.lineExp != o.lineExp:
+		return fmt.Sprintf("line expiry %d, node %d", after.lineExp, o.lineExp)
+	}
+	return ""
+}
+
+// follow runs op on the model at every instant the node may have run it
+// at (its expiry instant and TIME reads, in order, within [t0, t1]) and
+// returns the model state that matches the node, or why none does.
+func follow(m *lineNode, op diffOp, o diffObs) (lineNode, string) {
+	first := ""
+	for snap := o.t0; snap <= o.t1; snap++ {
+		for r1 := snap; r1 <= o.t1; r1++ {
+			for r2 := r1; r2 <= o.t1; r2++ {
+				c := &scriptClock{snap: snap, reads: []int64{r1, r2}}
+				after := m.clone()
+				after.cov = nil // counted once, for the state kept
+				r, err := after.eval(c, op.cmd, op.args)
+				if err != nil {
+					return lineNode{}, err.Error()
+				}
+				why := explain(&after, c.mstime(), r, o)
+				if why == "" {
+					// Run it again on the state kept, counting its branches.
+					kept := m.clone()
+					kept.eval(&scriptClock{snap: snap, reads: []int64{r1, r2}}, op.cmd, op.args)
+					kept.keyExp, kept.lineExp = after.keyExp, after.lineExp
+					return kept, ""
+				}
+				if first == "" {
+					first = fmt.Sprintf("at %d (reads %d, %d): %s", snap, r1, r2, why)
+				}
+			}
+		}
+	}
+	return lineNode{}, first
+}
+
+// L1-L9 as the scripts implement them: the Go model of a node
+// (lineNode) is the scripts. Random sequences of 300 commands (2-4
+// waiters' attempts with random tickets, ties included, values, TTLs,
+// fencing and entry lifetimes; their undos, of their value or another,
+// with a ticket at the back of the line or not (L7); their leaves, alone
+// or putting a successor in (L9); releases with and without
+// announcement, of the current value or stale ones; plain and fenced SET
+// NX; and the node's clock moving) run on the model and on a real
+// redis-server through line.lua, release.lua and acquire.lua, with the
+// argument layouts of lineArgs, undoArgs, Client.attempt, Lock.release
+// and Client.leave, as the default user and, for two of the ten
+// sequences, as a user without the rights to the line (L8). Every reply,
+// every announcement (channel and message) and the key, the line, their
+// expiries and the counter after every command must agree. Expiry is
+// compared exactly, except that the model runs each command at every
+// instant of the window the node's clock showed around it, and an expiry
+// just set is taken from the node when it falls within that window. The
+// sequences must reach every branch of the scripts.
+func TestLineModelMatchesScriptsDifferential(t *testing.T) {
+	c := redistest.New(t, 1)
+	addr := c.Addrs()[0]
+	// The last seeds run the commands as a user without the rights to the
+	// line's commands: plain Redlock (L8).
+	const seeds, noRights, ops = 10, 2, 300
+	covs := make([]lineCoverage, seeds)
+	t.Run("seeds", func(t *testing.T) {
+		for seed := range seeds {
+			covs[seed] = lineCoverage{}
+			t.Run(strconv.Itoa(seed), func(t *testing.T) {
+				t.Parallel()
+				runDifferential(t, addr, uint64(seed), seed >= seeds-noRights, ops, covs[seed])
+			})
+		}
+	})
+	if t.Failed() {
+		return
+	}
+	total := lineCoverage{}
+	for _, cv := range covs {
+		for b, n := range cv {
+			total[b] += n
+		}
+	}
+	for _, b := range lineBranches {
+		if total[b] == 0 {
+			t.Errorf("no sequence reached %q: the random operations miss a branch of the scripts", b)
+		}
+	}
+	t.Logf("branches reached: %v", total)
+}
+
+func runDifferential(t *testing.T, addr string, seed uint64, noRights bool, ops int, cov lineCoverage) {
+	t.Helper()
+	dial := func(opts ...redis.DialOption) redis.Conn {
+		conn, err := redis.Dial("tcp", addr, append(opts, redis.DialReadTimeout(5*time.Second), redis.DialWriteTimeout(5*time.Second))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	name := fmt.Sprintf("model-diff-%d", seed)
+	g := &diffGen{
+		rnd: rand.New(rand.NewPCG(seed, 10)), key: LockKey(name), line: LineKey(name), counter: CounterKey(name),
+		tickets: map[string]int64{},
+	}
+	for i := range 2 + int(seed%3) {
+		id := "w" + string(rune('A'+i))
+		g.ids = append(g.ids, id)
+		g.tickets[id] = 1_700_000_000_000_000 + g.rnd.Int64N(3)
+	}
+	d := &diffNode{conn: dial(), sub: redis.PubSubConn{Conn: dial()}, g: g}
+	d.ops = d.conn
+	if noRights {
+		user := "model-noline-" + strconv.FormatUint(seed, 10)
+		if _, err := d.conn.Do("ACL", "SETUSER", user, "reset", "on", "nopass", "~*", "&*", "+@all",
+			"-time", "-hgetall", "-hset", "-hdel", "-pexpire"); err != nil {
+			t.Fatal(err)
+		}
+		d.ops = dial(redis.DialUsername(user), redis.DialPassword("any"))
+	}
+	// Every announcement of the name: to all waiters, and to one.
+	if err := d.sub.PSubscribe(g.key + releasedSuffix + "*"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := d.sub.Receive().(redis.Subscription); !ok {
+		t.Fatal("PSUBSCRIBE not confirmed")
+	}
+	m := lineNode{cov: cov, noRights: noRights}
+	var history []string
+	for i := range ops {
+		op := g.op(m.key)
+		history = append(history, op.desc)
+		if op.wait > 0 {
+			until := d.nodeNow(t) + op.wait
+			for d.nodeNow(t) < until {
+				time.Sleep(200 * time.Microsecond) // polling the node's clock
+			}
+			continue
+		}
+		before := m.String()
+		o := d.run(t, op)
+		next, why := follow(&m, op, o)
+		if why != "" {
+			t.Fatalf("seed %d, command %d (%s), node clock %d..%d: the model disagrees with the scripts: %s\nmodel before: %s\nnode after: key %q until %d, line %v until %d, counter %d, reply %s, published %q\nlast commands:\n  %s",
+				seed, i, op.desc, o.t0, o.t1, why, before, o.key, o.keyExp, o.line, o.lineExp, o.counter, o.reply, o.pubs,
+				strings.Join(history[max(0, len(history)-12):], "\n  "))
+		}
+		m = next
+	}
+}
