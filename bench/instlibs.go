@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -119,13 +118,7 @@ func (r *rsyncWait) mutex(ctx context.Context, m *redsync.Mutex, once bool) (fun
 	if err != nil {
 		return nil, err
 	}
-	return func() error {
-		ok, err := m.UnlockContext(context.Background())
-		if err == nil && !ok {
-			err = errors.New("redsync: unlock refused")
-		}
-		return err
-	}, nil
+	return redsyncUnlock(m), nil
 }
 
 // bsm/redislock on a go-redis v9 client with the same dial, read and write

@@ -110,13 +110,18 @@ func (r *rsync) lock(ctx context.Context, key string, wait bool) (func() error, 
 	if err := m.LockContext(ctx); err != nil {
 		return nil, err
 	}
+	return redsyncUnlock(m), nil
+}
+
+// redsyncUnlock returns the release of a held redsync mutex.
+func redsyncUnlock(m *redsync.Mutex) func() error {
 	return func() error {
 		ok, err := m.UnlockContext(context.Background())
 		if err == nil && !ok {
 			err = errors.New("redsync: unlock refused")
 		}
 		return err
-	}, nil
+	}
 }
 
 func (r *rsync) close() {
