@@ -436,3 +436,30 @@ func TestClientsOwnWaitersKeepArrivalOrder(t *testing.T) {
 		w.Unlock(t.Context())
 	}
 }
+
+// L4: a waiter whose context ends while it waits in line leaves it on every
+// node, and stops listening: no entry and no subscription is left behind
+// for the next release to reserve for, or to publish to.
+func TestWaiterThatGivesUpLeavesNoTrace(t *testing.T) {
+	c := redistest.New(t, 3)
+	const name = "line-give-up"
+	holder := newClient(t, c)
+	// A node timeout of 5s gives its entry a lifetime of 20s: longer than
+	// inLine's 10s, so an empty line below is the leaving, not expiry.
+	waiter := newClient(t, c, redlock.WithTries(1<<20), redlock.WithNodeTimeout(5*time.Second))
+	l, err := holder.TryLock(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
+	got := waitForLock(ctx, waiter, name)
+	inLine(t, c, name, 1)
+	ownChannels(t, c, name, 1)
+	cancel() // the caller gives up mid-wait
+	if w := <-got; w != nil {
+		t.Fatal("Lock returned a lock after its context ended, while the lock was held")
+	}
+	inLine(t, c, name, 0)
+	ownChannels(t, c, name, 0)
+}
