@@ -186,8 +186,13 @@ func (c *Client) Lock(ctx context.Context, name string, opts ...Option) (*Lock, 
 
 // gaveUp takes a waiter that gives up out of the line (L4) and returns err.
 func (c *Client) gaveUp(name string, w *waiter, cfg *config, err error) error {
-	if w != nil && w.entered.Load() {
-		c.leave(name, w, cfg.nodeTimeout)
+	if w != nil {
+		// Out of the client's queue first: from now on no leave of the
+		// waiter before it names this one as its successor (L9).
+		c.local.leave(name, w)
+		if w.entered.Load() {
+			c.leave(name, w, cfg.nodeTimeout)
+		}
 	}
 	return err
 }

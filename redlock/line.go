@@ -106,13 +106,14 @@ func (w *waiter) lineArgs(key, line, counter, value any, cfg *config) []any {
 func (c *Client) leave(name string, w *waiter, tau time.Duration) {
 	key := LockKey(name)
 	args := []any{lineHash, 3, key, LineKey(name), CounterKey(name), "leave", w.id, reserveFor(tau).Milliseconds()}
-	if next := c.local.next(name, w); next != nil {
-		next.entered.Store(true)
-		args = append(args, next.id, next.ticket(), lineLifetime(tau).Milliseconds())
-	}
-	for _, n := range c.nodes {
-		n.Do(pipe.Request{Cmd: "EVALSHA", Args: args, Timeout: tau})
-	}
+	c.local.handOff(name, w, func(next *waiter) {
+		if next != nil {
+			args = append(args, next.id, next.ticket(), lineLifetime(tau).Milliseconds())
+		}
+		for _, n := range c.nodes { // never blocks (C1)
+			n.Do(pipe.Request{Cmd: "EVALSHA", Args: args, Timeout: tau})
+		}
+	})
 }
 
 // wakeup is how a waiter is woken: releases ring it, and it waits on ch.

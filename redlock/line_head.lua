@@ -54,8 +54,9 @@ end
 -- best-effort (R5).
 local function hand(lock, line, reserve_ms, announce)
   local h = head(line)
-  if h then
-    redis.call('SET', lock, '~r:' .. h, 'PX', reserve_ms)
+  -- A reservation that cannot be written (a node out of memory refuses
+  -- SET, never DEL) falls back to a plain release.
+  if h and not redis.pcall('SET', lock, '~r:' .. h, 'PX', reserve_ms).err then
     redis.pcall('PUBLISH', lock .. ':released:' .. h, h)
   else
     redis.call('DEL', lock)

@@ -463,3 +463,36 @@ func TestWaiterThatGivesUpLeavesNoTrace(t *testing.T) {
 	inLine(t, c, name, 0)
 	ownChannels(t, c, name, 0)
 }
+
+// L2, R1: a node out of memory (noeviction) refuses SET but not DEL: a
+// release that cannot write the reservation for the first in line falls
+// back to a plain delete, instead of failing and leaving the key for a TTL.
+func TestReleaseWithWaitersOnANodeOutOfMemory(t *testing.T) {
+	c := redistest.New(t, 3)
+	const name = "line-oom"
+	holder := newClient(t, c)
+	waiter := newClient(t, c, redlock.WithTries(1<<20))
+	l, err := holder.TryLock(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := waitForLock(t.Context(), waiter, name)
+	inLine(t, c, name, 1)
+	for _, n := range c.Nodes() {
+		if _, err := n.Do("CONFIG", "SET", "maxmemory", "1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = l.Unlock(t.Context())
+	for _, n := range c.Nodes() {
+		n.Do("CONFIG", "SET", "maxmemory", "0")
+	}
+	if err != nil {
+		t.Fatalf("Unlock with waiters on nodes out of memory = %v, want nil (a plain delete)", err)
+	}
+	if w := <-got; w == nil {
+		t.Fatal("the waiter never got the lock once memory was back")
+	} else {
+		w.Unlock(t.Context())
+	}
+}

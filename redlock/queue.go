@@ -31,17 +31,23 @@ func (q *queue) head(name string, w *waiter) bool {
 	return len(line) > 0 && line[0] == w
 }
 
-// next returns the waiter after w, or nil.
-func (q *queue) next(name string, w *waiter) *waiter {
+// handOff calls send with the waiter after w (or nil), marked as entered
+// in the line, while no waiter can leave the queue: a successor that gives
+// up meanwhile either is not chosen, or sees that it was and sends its own
+// leave after this one (gaveUp), so no entry of a waiter that gave up is
+// left on the nodes (L4).
+func (q *queue) handOff(name string, w *waiter, send func(next *waiter)) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	var next *waiter
 	line := q.names[name]
 	for i, x := range line {
 		if x == w && i+1 < len(line) {
-			return line[i+1]
+			next = line[i+1]
+			next.entered.Store(true)
 		}
 	}
-	return nil
+	send(next)
 }
 
 // leave removes w; if w was first, the next is rung so that it attempts

@@ -33,7 +33,7 @@ mutate() {
     extend-shortens)
       sed -i "s|redis.call('PEXPIRE', KEYS\[1\], ARGV\[2\], 'GT')|redis.call('PEXPIRE', KEYS[1], ARGV[2])|" redlock/extend.lua
       perl -0pi -e 's/\tif newUntil\.Before\(until\) \{\n\t\tnewUntil = until\n\t\}\n//; s/\tif err := ctx\.Err\(\); err != nil \{ \/\/ E6[^\n]*\n[^\n]*\n\t\}\n//' redlock/lock.go ;;
-    reservation-never-lapses) sed -i "s|redis.call('SET', lock, '~r:' .. h, 'PX', reserve_ms)|redis.call('SET', lock, '~r:' .. h)|" redlock/line_head.lua ;;
+    reservation-never-lapses) sed -i "s|redis.pcall('SET', lock, '~r:' .. h, 'PX', reserve_ms)|redis.pcall('SET', lock, '~r:' .. h)|" redlock/line_head.lua ;;
   esac
 }
 # test_for prints the chaos test a mutant runs against, and what its failure
