@@ -33,6 +33,7 @@ type config struct {
 	autoExtend  bool
 	maxHold     time.Duration
 	fencing     bool
+	observers   []Observer // client option only (WithObserver)
 }
 
 func defaultConfig() config {
