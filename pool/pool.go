@@ -5,9 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -48,150 +50,6 @@ func Do(ctx context.Context, p Pool, cmd string, args ...any) (any, error) {
 	return redis.DoContext(c, ctx, cmd, args...)
 }
 
-// Option configures New.
-type Option func(*config)
-
-type config struct {
-	username, password string
-	passwordSet        bool
-	db                 int
-	tls                *tls.Config
-	dialTimeout        time.Duration
-	readTimeout        time.Duration
-	writeTimeout       time.Duration
-	maxIdle, maxActive int
-	idleTimeout        time.Duration
-}
-
-// Defaults of New. The lock bounds each request with its own node timeout
-// (redlock.WithNodeTimeout), so these timeouts are only the floor under a
-// caller that passes a context without a deadline.
-const (
-	DefaultDialTimeout  = time.Second
-	DefaultReadTimeout  = time.Second
-	DefaultWriteTimeout = time.Second
-	DefaultMaxIdle      = 32
-	DefaultMaxActive    = 256
-	DefaultIdleTimeout  = 5 * time.Minute
-)
-
-// WithPassword sets the password sent with AUTH on each new connection.
-// Default: none.
-func WithPassword(password string) Option {
-	return func(c *config) { c.password, c.passwordSet = password, true }
-}
-
-// WithUsername sets the ACL user for AUTH (Redis 6 and later); it needs
-// WithPassword. Default: none (the "default" user).
-func WithUsername(username string) Option { return func(c *config) { c.username = username } }
-
-// WithDB selects database db on each new connection. Default: 0.
-func WithDB(db int) Option { return func(c *config) { c.db = db } }
-
-// WithTLS dials with TLS using cfg; when cfg.ServerName is empty, the host
-// of the address is verified. The handshake is bounded by the dial timeout
-// and the caller's context, like the rest of the dial. Default: plain TCP.
-func WithTLS(cfg *tls.Config) Option { return func(c *config) { c.tls = cfg } }
-
-// WithDialTimeout bounds connecting to the node, TLS handshake, AUTH and
-// SELECT included; a caller's context that ends sooner ends the dial
-// sooner. Default: 1s.
-func WithDialTimeout(d time.Duration) Option { return func(c *config) { c.dialTimeout = d } }
-
-// WithReadTimeout bounds waiting for one reply when the caller's context
-// has a later deadline or none. Default: 1s.
-func WithReadTimeout(d time.Duration) Option { return func(c *config) { c.readTimeout = d } }
-
-// WithWriteTimeout bounds writing one request. Default: 1s.
-func WithWriteTimeout(d time.Duration) Option { return func(c *config) { c.writeTimeout = d } }
-
-// WithMaxIdle sets how many idle connections are kept. Default: 32.
-func WithMaxIdle(n int) Option { return func(c *config) { c.maxIdle = n } }
-
-// WithMaxActive caps the connections open at once; Get waits (as long as
-// its context allows) when the cap is reached. The cap is what keeps
-// connections from piling up behind a frozen node. Default: 256.
-func WithMaxActive(n int) Option { return func(c *config) { c.maxActive = n } }
-
-func (c *config) validate(addr string) error {
-	var errs []error
-	if addr == "" {
-		errs = append(errs, errors.New("empty address"))
-	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"dial timeout", c.dialTimeout}, {"read timeout", c.readTimeout}, {"write timeout", c.writeTimeout}} {
-		if d.v <= 0 {
-			errs = append(errs, fmt.Errorf("%s %v: must be > 0", d.name, d.v))
-		}
-	}
-	if c.db < 0 {
-		errs = append(errs, fmt.Errorf("db %d: must be >= 0", c.db))
-	}
-	if c.maxIdle < 0 {
-		errs = append(errs, fmt.Errorf("max idle %d: must be >= 0", c.maxIdle))
-	}
-	if c.maxActive < 1 {
-		errs = append(errs, fmt.Errorf("max active %d: must be >= 1", c.maxActive))
-	}
-	if c.username != "" && !c.passwordSet {
-		errs = append(errs, fmt.Errorf("username %q: needs WithPassword", c.username))
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("pool %q: %w", addr, errors.Join(errs...))
-	}
-	return nil
-}
-
-// New returns a Pool of connections to the Redis node at addr ("host:port").
-// Bad options do not panic: the returned pool's Get fails with an error that
-// names the bad value, and redlock.New reports it (see Validate).
-func New(addr string, opts ...Option) Pool {
-	c := config{
-		dialTimeout:  DefaultDialTimeout,
-		readTimeout:  DefaultReadTimeout,
-		writeTimeout: DefaultWriteTimeout,
-		maxIdle:      DefaultMaxIdle,
-		maxActive:    DefaultMaxActive,
-		idleTimeout:  DefaultIdleTimeout,
-	}
-	for _, o := range opts {
-		o(&c)
-	}
-	if err := c.validate(addr); err != nil {
-		return &badPool{addr: addr, err: err}
-	}
-	d := &dialer{addr: addr, timeout: c.dialTimeout, tls: c.tls}
-	d.opts = []redis.DialOption{
-		redis.DialReadTimeout(c.readTimeout),
-		redis.DialWriteTimeout(c.writeTimeout),
-		redis.DialDatabase(c.db),
-	}
-	var setup []string
-	if c.passwordSet {
-		d.opts = append(d.opts, redis.DialPassword(c.password))
-	}
-	if c.password != "" { // redigo sends no AUTH for an empty password
-		setup = append(setup, "AUTH")
-	}
-	if c.username != "" {
-		d.opts = append(d.opts, redis.DialUsername(c.username))
-	}
-	if c.db != 0 {
-		setup = append(setup, fmt.Sprintf("SELECT %d", c.db))
-	}
-	d.setup = strings.Join(setup, ", ")
-	rp := &redis.Pool{
-		DialContext: d.dial,
-		MaxIdle:     c.maxIdle,
-		MaxActive:   c.maxActive,
-		IdleTimeout: c.idleTimeout,
-		Wait:        true,
-	}
-	return &redigoPool{p: rp, addr: addr}
-}
-
 // FromRedigo wraps a redigo pool the caller built. The caller keeps
 // responsibility for its timeouts; set Wait so Get honours the context.
 func FromRedigo(p *redis.Pool, addr string) Pool {
@@ -226,9 +84,6 @@ func Stats(p Pool) (redis.PoolStats, bool) {
 	}
 	return redis.PoolStats{}, false
 }
-
-// ErrClosed is returned by Get after Close.
-var ErrClosed = errors.New("pool: closed")
 
 type redigoPool struct {
 	p    *redis.Pool
@@ -275,7 +130,7 @@ func (p *redigoPool) Close() error {
 	return p.p.Close()
 }
 
-// dialer opens the connections of a pool built by New.
+// dialer opens the connections of a pool built by New or FromURL.
 //
 // redigo's own TLS (DialUseTLS) runs the handshake under a fixed timer of
 // its own (DialTLSHandshakeTimeout, 10 s by default) and never looks at the
@@ -307,9 +162,34 @@ func (d *dialer) dial(ctx context.Context) (redis.Conn, error) {
 	if err != nil && connected {
 		// AUTH or SELECT failed. redigo's errors do not say which step, nor
 		// whose deadline ended it. (They never hold the password.)
-		return nil, fmt.Errorf("connection set-up (%s) with %s: %w", d.setup, d.addr, setupCause(ctx, err))
+		return nil, fmt.Errorf("connection set-up (%s) with %s: %w%s", d.setup, d.addr, setupCause(ctx, err), d.certHint(err))
 	}
 	return conn, err
+}
+
+// certHint says what may have happened when the node ended a TLS
+// connection during its set-up. Under TLS 1.3 the client's handshake
+// completes before the server checks the client's certificate, so a
+// refusal comes with the first reply, AUTH's: the alert "certificate
+// required" (no certificate given) or "unknown certificate authority", or,
+// when the server closed the socket before the alert was read, a reset.
+func (d *dialer) certHint(err error) string {
+	if d.tls == nil {
+		return ""
+	}
+	noCert := len(d.tls.Certificates) == 0 && d.tls.GetClientCertificate == nil
+	msg := err.Error()
+	switch {
+	case noCert && strings.Contains(msg, "certificate required"):
+		return " (the node requires a client certificate: see WithTLSClientCert)"
+	case strings.Contains(msg, "remote error: tls: "), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE), errors.Is(err, io.EOF):
+		if noCert {
+			return " (the node ended the connection after the TLS handshake, as it does when it requires a client certificate: see WithTLSClientCert)"
+		}
+		return " (the node ended the connection after the TLS handshake, as it does when it refuses the client certificate)"
+	}
+	return ""
 }
 
 // setupCause returns why ctx ended if it ended the set-up command that

@@ -3,6 +3,8 @@ package pool_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +16,19 @@ import (
 	"github.com/quorumlock/quorumlock/pool"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if exampleNodes != nil {
+		exampleNodes.Close()
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 func TestNewRejectsBadOptions(t *testing.T) {
 	for _, tc := range []struct {
@@ -30,7 +44,8 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"db", "a:1", []pool.Option{pool.WithDB(-1)}, "db -1"},
 		{"max idle", "a:1", []pool.Option{pool.WithMaxIdle(-1)}, "max idle -1"},
 		{"max active", "a:1", []pool.Option{pool.WithMaxActive(0)}, "max active 0"},
-		{"username alone", "a:1", []pool.Option{pool.WithUsername("bob")}, `username "bob": needs WithPassword`},
+		{"username alone", "a:1", []pool.Option{pool.WithUsername("bob")}, `username "bob": needs a password`},
+		{"username, empty password", "a:1", []pool.Option{pool.WithUsername("bob"), pool.WithPassword("")}, `username "bob": empty password`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := pool.New(tc.addr, tc.opts...)

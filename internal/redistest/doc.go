@@ -9,7 +9,8 @@
 // Node.Start return once the node answers PING with PONG, so a node loading
 // its append-only file (which answers LOADING) is not yet ready. WithTLS
 // starts TLS-only nodes; WriteTestCerts makes a throw-away CA and server
-// certificate for them.
+// certificate for them, WriteTestPKI a client certificate as well, which
+// nodes started WithTLSClientAuth require.
 //
 // Tests call [New], which skips the test when redis-server is not installed
 // (or fails it when CI=true) and registers cleanup. Other programs call

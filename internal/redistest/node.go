@@ -78,10 +78,15 @@ func serverArgs(port int, dir string, cfg config) []string {
 	args := []string{"--port", strconv.Itoa(port)}
 	if cfg.tls != nil {
 		// TLS only: the plain port is off, so nothing reaches the node
-		// without a handshake. Clients need no certificate of their own.
+		// without a handshake. Clients need no certificate of their own
+		// unless WithTLSClientAuth asks for one.
+		authClients := "no"
+		if cfg.tls.clientCertFile != "" {
+			authClients = "yes"
+		}
 		args = []string{"--port", "0", "--tls-port", strconv.Itoa(port),
 			"--tls-cert-file", cfg.tls.certFile, "--tls-key-file", cfg.tls.keyFile,
-			"--tls-ca-cert-file", cfg.tls.caFile, "--tls-auth-clients", "no"}
+			"--tls-ca-cert-file", cfg.tls.caFile, "--tls-auth-clients", authClients}
 	}
 	args = append(args, "--bind", "127.0.0.1",
 		"--dir", dir, "--logfile", filepath.Join(dir, logName),

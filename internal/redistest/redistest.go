@@ -17,7 +17,10 @@ type config struct {
 	aof      bool
 	password string
 	tls      *tlsFiles
-	args     []string
+	// clientCert and clientKey: the certificate nodes require of their
+	// clients (WithTLSClientAuth); "": none.
+	clientCert, clientKey string
+	args                  []string
 }
 
 // Option configures the nodes started by Start and New.
@@ -38,7 +41,15 @@ func WithPassword(pw string) Option { return func(c *config) { c.password = pw }
 // key; caFile holds the authority that signed it, which Node.Do trusts.
 // WriteTestCerts makes such files. By default nodes speak plain TCP.
 func WithTLS(certFile, keyFile, caFile string) Option {
-	return func(c *config) { c.tls = &tlsFiles{certFile, keyFile, caFile} }
+	return func(c *config) { c.tls = &tlsFiles{certFile: certFile, keyFile: keyFile, caFile: caFile} }
+}
+
+// WithTLSClientAuth makes TLS nodes (WithTLS) require a client certificate
+// signed by their CA (--tls-auth-clients yes); certFile and keyFile are the
+// one Node.Do presents (WriteTestPKI's ClientCert and ClientKey). It needs
+// WithTLS. By default TLS nodes ask clients for no certificate.
+func WithTLSClientAuth(certFile, keyFile string) Option {
+	return func(c *config) { c.clientCert, c.clientKey = certFile, keyFile }
 }
 
 // WithArgs appends extra redis-server command-line arguments, which override
@@ -85,6 +96,14 @@ func Start(n int, opts ...Option) (*Cluster, error) {
 	var cfg config
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.clientCert != "" || cfg.clientKey != "" {
+		if cfg.tls == nil || cfg.clientCert == "" || cfg.clientKey == "" {
+			return nil, fmt.Errorf("redistest: WithTLSClientAuth needs WithTLS, a certificate and a key file")
+		}
+		files := *cfg.tls
+		files.clientCertFile, files.clientKeyFile = cfg.clientCert, cfg.clientKey
+		cfg.tls = &files
 	}
 	bin, err := resolveBinary(cfg.binary)
 	if err != nil {

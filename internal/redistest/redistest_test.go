@@ -297,3 +297,29 @@ func TestTLS(t *testing.T) {
 		t.Fatalf("Start with a missing CA file: %v; want an error naming it", err)
 	}
 }
+
+// WithTLSClientAuth: the node refuses a client without a certificate, and
+// Node.Do presents the client certificate.
+func TestTLSClientAuth(t *testing.T) {
+	t.Parallel()
+	p, err := WriteTestPKI(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := New(t, 1, WithTLS(p.ServerCert, p.ServerKey, p.CA), WithTLSClientAuth(p.ClientCert, p.ClientKey)).Nodes()[0]
+	ping(t, n)
+	if cfg, err := redis.StringMap(n.Do("CONFIG", "GET", "tls-auth-clients")); err != nil || cfg["tls-auth-clients"] != "yes" {
+		t.Fatalf("CONFIG GET tls-auth-clients = %v, %v; want yes", cfg, err)
+	}
+	anon := n.tls.Clone()
+	anon.Certificates = nil
+	noCert := &Node{addr: n.Addr(), tls: anon}
+	if reply, err := noCert.do(2*time.Second, "PING"); err == nil {
+		t.Fatalf("PING without a client certificate = %v; want an error", reply)
+	} else {
+		t.Logf("PING without a client certificate: %v", err)
+	}
+	if _, err := Start(1, WithTLSClientAuth(p.ClientCert, p.ClientKey)); err == nil || !strings.Contains(err.Error(), "needs WithTLS") {
+		t.Fatalf("Start with WithTLSClientAuth alone: %v; want an error", err)
+	}
+}
