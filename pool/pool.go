@@ -181,11 +181,11 @@ func (d *dialer) certHint(err error) string {
 	msg := err.Error()
 	switch {
 	case noCert && strings.Contains(msg, "certificate required"):
-		return " (the node requires a client certificate: see WithTLSClientCert)"
+		return " (the node requires a client certificate)"
 	case strings.Contains(msg, "remote error: tls: "), errors.Is(err, syscall.ECONNRESET),
 		errors.Is(err, syscall.EPIPE), errors.Is(err, io.EOF):
 		if noCert {
-			return " (the node ended the connection after the TLS handshake, as it does when it requires a client certificate: see WithTLSClientCert)"
+			return " (the node ended the connection after the TLS handshake, as it does when it requires a client certificate)"
 		}
 		return " (the node ended the connection after the TLS handshake, as it does when it refuses the client certificate)"
 	}

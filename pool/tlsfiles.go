@@ -74,6 +74,11 @@ func (f tlsFiles) config(base *tls.Config) (*tls.Config, error) {
 	if f.serverName != "" {
 		cfg.ServerName = f.serverName
 	}
+	if cfg.RootCAs == nil {
+		// The system roots are read on first use, which can take a good
+		// part of a second: here, rather than within a dial's timeout.
+		x509.SystemCertPool()
+	}
 	return cfg, errors.Join(errs...)
 }
 
