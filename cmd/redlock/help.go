@@ -26,17 +26,38 @@ type subcommand struct {
 
 // Flag lines, two spaces in, descriptions at column 25.
 const (
-	flagAddrs = `  --addrs HOST:PORT,...  the Redis masters, comma-separated (default
-                         $REDLOCK_ADDRS); use an odd number, 3 or 5: an even N
-                         tolerates no more failed nodes than N-1 (a warning
-                         says so)
+	flagAddrs = `  --addrs ADDR,...       the Redis masters, comma-separated (default
+                         $REDLOCK_ADDRS); each HOST:PORT or a URL,
+                         redis://[USER@]HOST[:PORT][/DB], rediss:// for TLS;
+                         use an odd number, 3 or 5: an even N tolerates no
+                         more failed nodes than N-1 (a warning says so)
 `
-	flagPassword = `  --password PASSWORD    AUTH password (default $REDLOCK_PASSWORD)
+	flagUser = `  --user USER            ACL user, for the nodes whose URL names none
 `
-	flagTLS = `  --tls                  connect with TLS, verifying each node's certificate and
-                         host name against the system roots (or $SSL_CERT_FILE,
-                         $SSL_CERT_DIR); no client certificate. The handshake
-                         must complete within the dial timeout, 1s
+	flagPassword = `  --password PASSWORD    AUTH password (default $REDLOCK_PASSWORD); ps shows
+                         it to every user: prefer $REDLOCK_PASSWORD or
+                         --password-file. A password in a node's URL wins,
+                         then --password-file, then --password
+`
+	flagPasswordFile = `  --password-file FILE   read the AUTH password from FILE (one line)
+`
+	flagTLS = `  --tls                  connect to HOST:PORT nodes with TLS too (rediss://
+                         nodes always use it), verifying each node's
+                         certificate and host name against the system roots
+                         ($SSL_CERT_FILE, $SSL_CERT_DIR) or --tls-ca. The
+                         handshake must complete within the dial timeout, 1s
+`
+	flagTLSCA = `  --tls-ca FILE          trust the CA certificates in FILE (PEM) instead of
+                         the system roots
+`
+	flagTLSCert = `  --tls-cert FILE        present the client certificate in FILE (PEM), for
+                         nodes that require one; needs --tls-key
+`
+	flagTLSKey = `  --tls-key FILE         the private key of --tls-cert (PEM)
+`
+	flagTLSServerName = `  --tls-server-name NAME
+                         verify the nodes' certificates for NAME instead of
+                         each node's host
 `
 	flagNodeTimeout = `  --node-timeout DUR     deadline of one request to one node (default 50ms)
 `
@@ -85,7 +106,7 @@ with --fencing. If the lock is lost while COMMAND runs, its group gets
 SIGTERM, then SIGKILL after --grace. SIGINT, SIGTERM and SIGHUP sent to
 redlock are forwarded to the group; the lock is released once it exits.
 `,
-		flags: []string{flagAddrs, flagPassword, flagTLS, flagNodeTimeout, flagTTL, flagWait, flagFencing, flagGrace},
+		flags: append(connHelp(flagNodeTimeout), flagTTL, flagWait, flagFencing, flagGrace),
 		exits: `  0      COMMAND exited 0
   1      lock not acquired (held elsewhere, or too many nodes failing)
   2      usage error: bad flag, value, name or command line; nothing was started
@@ -105,7 +126,7 @@ redlock are forwarded to the group; the lock is released once it exits.
 counter) and a verdict: "held by a quorum", "free", "split", or
 "unknown" when fewer than a quorum of nodes answered.
 `,
-		flags: []string{flagAddrs, flagPassword, flagTLS, flagNodeTimeoutStatus, flagStatusJSON},
+		flags: append(connHelp(flagNodeTimeoutStatus), flagStatusJSON),
 		exits: `  0      a quorum of nodes answered; the verdict is printed
   2      usage error: bad flag, value, name or command line
   4      fewer than a quorum of nodes answered, or an unexpected error
@@ -141,6 +162,13 @@ with the same --seed on the same nodes at once.
 	commands = []subcommand{runCommand, statusCommand, demoCommand}
 )
 
+// connHelp returns the lines of the connection flags, which run and status
+// share, ending with nodeTimeout, the command's --node-timeout line.
+func connHelp(nodeTimeout string) []string {
+	return []string{flagAddrs, flagUser, flagPassword, flagPasswordFile, flagTLS, flagTLSCA, flagTLSCert,
+		flagTLSKey, flagTLSServerName, nodeTimeout}
+}
+
 // help is what `redlock help` prints.
 func help() string {
 	var b strings.Builder
@@ -155,7 +183,7 @@ func help() string {
 	for _, c := range commands {
 		b.WriteString(indent(c.about, fmt.Sprintf("%-8s", c.name), "        "))
 	}
-	b.WriteString("\nFLAGS (run and status)\n" + flagAddrs + flagPassword + flagTLS + flagNodeTimeout +
+	b.WriteString("\nFLAGS (run and status)\n" + strings.Join(connHelp(flagNodeTimeout), "") +
 		"                         status waits max(10x this, 1s) for each node's answer\n")
 	b.WriteString("FLAGS (run)\n" + flagTTL + flagWait + flagFencing + flagGrace)
 	b.WriteString("FLAGS (status)\n" + flagStatusJSON)
