@@ -142,8 +142,8 @@ func TestTLSClientCertURLs(t *testing.T) {
 }
 
 // A password in a URL of --addrs works, with a warning that ps shows it;
-// the same URL in REDLOCK_ADDRS, which ps does not show, gets none. The
-// warning does not show the password.
+// the same URL in REDLOCK_ADDRS, which ps does not show, gets none, and
+// wins over REDLOCK_PASSWORD. The warning does not show the password.
 func TestPasswordInAddrsWarns(t *testing.T) {
 	t.Parallel()
 	e := startTLSNodes(t, 1)
@@ -155,7 +155,8 @@ func TestPasswordInAddrsWarns(t *testing.T) {
 	if r.code != 0 || r.stderr != want {
 		t.Errorf("run --addrs with a password: exit %d, stderr %q; want 0 and %q", r.code, r.stderr, want)
 	}
-	r = runBin(t, []string{"REDLOCK_ADDRS=" + url}, append(append([]string{"status"}, flags...), "pw-url")...)
+	// The URL's password wins over REDLOCK_PASSWORD's.
+	r = runBin(t, []string{"REDLOCK_ADDRS=" + url, "REDLOCK_PASSWORD=wrong-" + cfgSecret}, append(append([]string{"status"}, flags...), "pw-url")...)
 	noSecret(t, "status", r)
 	if r.code != 0 || r.stderr != "" || !strings.Contains(r.stdout, "free") {
 		t.Errorf("status with the URL in REDLOCK_ADDRS: exit %d, stdout %q, stderr %q; want 0, free and no warning", r.code, r.stdout, r.stderr)
@@ -180,6 +181,7 @@ func TestConfigUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
+		{"empty address beside a password", []string{"REDLOCK_ADDRS=redis://u:" + lockerPW + "@h:1,,redis://:" + lockerPW + "@h:2"}, nil, `empty address at position 2 in REDLOCK_ADDRS "redis://u:xxxxx@h:1,,redis://:xxxxx@h:2"`},
 		{"bad port in a URL", nil, []string{"--addrs", "redis://u:" + lockerPW + "@h:70000"}, `bad address in --addrs: invalid URL "redis://u:xxxxx@h:70000": port: 70000: want 1 to 65535`},
 		{"bad db in a URL", []string{"REDLOCK_ADDRS=" + node + ",rediss://u:" + lockerPW + "@h/zero"}, nil, `bad address in REDLOCK_ADDRS: invalid URL "rediss://u:xxxxx@h/zero": db: "zero"`},
 		{"bad scheme", nil, []string{"--addrs", "http://u:" + lockerPW + "@h:1"}, `scheme: "http": want redis or rediss`},

@@ -106,13 +106,18 @@ func (c *connFlags) nodeList() ([]node, error) {
 		return nil, fmt.Errorf("no Redis addresses: set --addrs or %s", envAddrs)
 	}
 	from := cmp.Or(c.addrsFrom, "--addrs")
+	entries := strings.Split(c.addrs, ",")
+	shown := make([]string, len(entries))
+	for i, a := range entries {
+		shown[i] = pool.RedactURL(strings.TrimSpace(a))
+	}
 	var list []node
-	for i, a := range strings.Split(c.addrs, ",") {
+	for i, a := range entries {
 		a = strings.TrimSpace(a)
-		n := node{raw: a, shown: pool.RedactURL(a)}
+		n := node{raw: a, shown: shown[i]}
 		switch {
 		case a == "":
-			return nil, fmt.Errorf("empty address at position %d in %s %q", i+1, from, pool.RedactURL(c.addrs))
+			return nil, fmt.Errorf("empty address at position %d in %s %q", i+1, from, strings.Join(shown, ","))
 		case strings.Contains(a, "://"):
 			u, err := pool.ParseURL(a)
 			if err != nil {
