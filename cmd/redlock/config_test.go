@@ -95,6 +95,9 @@ func TestTLSClientCertURLs(t *testing.T) {
 			if r.code != 0 || r.stdout != "token=1\n" || r.stderr != "" {
 				t.Fatalf("run: exit %d, stdout %q, stderr %q; want 0, token=1 and nothing on stderr", r.code, r.stdout, r.stderr)
 			}
+			// The release returns at the quorum (A6); the last node
+			// may answer a moment later.
+			waitFor(t, waitCap, "the lock key gone from every node", func() bool { return keyCount(t, e.c, name) == 0 })
 			r = runBin(t, tc.env, append(append([]string{"status", "--json"}, flags...), name)...)
 			noSecret(t, "status", r)
 			var rep statusReport
