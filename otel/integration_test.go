@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/quorumlock/quorumlock/internal/redistest"
@@ -16,18 +17,7 @@ import (
 // TryLock, a refused TryLock, an Extend, an Unlock and a Lock.
 func TestIntegrationClient(t *testing.T) {
 	h := newHarness(t)
-	cluster := redistest.New(t, 3)
-	var pools []pool.Pool
-	for _, addr := range cluster.Addrs() {
-		p := pool.New(addr)
-		t.Cleanup(func() { p.Close() })
-		pools = append(pools, p)
-	}
-	client, err := redlock.New(pools, redlock.WithTTL(5*time.Second), redlock.WithObserver(h.obs))
-	if err != nil {
-		t.Fatalf("redlock.New: %v", err)
-	}
-	t.Cleanup(func() { client.Close() }) // before the pools: cleanups run last-in first-out
+	_, client := clusterClient(t, h)
 
 	ctx, caller := h.parent(t)
 	l, err := client.TryLock(ctx, "otel-integration")
@@ -92,4 +82,60 @@ func TestIntegrationClient(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestIntegrationNodesDown: with two of three nodes killed, a TryLock
+// fails; its span is an Error with one event per dead node, and the
+// node failures are counted per node as connection failures.
+func TestIntegrationNodesDown(t *testing.T) {
+	h := newHarness(t)
+	cluster, client := clusterClient(t, h)
+	dead := cluster.Nodes()[1:]
+	for _, n := range dead {
+		if err := n.Kill(); err != nil {
+			t.Fatalf("kill %s: %v", n.Addr(), err)
+		}
+	}
+	ctx, _ := h.parent(t)
+	if _, err := client.TryLock(ctx, "otel-nodes-down"); err == nil {
+		t.Fatal("TryLock granted with two of three nodes dead")
+	}
+	s := h.only(t, "redlock.TryLock")
+	if s.Status().Code != codes.Error || attrs(s.Attributes())["redlock.outcome"].AsString() != "failed" {
+		t.Errorf("status %v, outcome %v; want Error, failed", s.Status(), attrs(s.Attributes())["redlock.outcome"])
+	}
+	got := map[string]string{}
+	for _, ev := range s.Events() {
+		a := attrs(ev.Attributes)
+		got[a["redlock.node"].AsString()] = a["error.type"].AsString()
+	}
+	got2 := h.metrics(t)
+	for _, n := range dead {
+		if got[n.Addr()] != "connection" {
+			t.Errorf("span event of %s: kind %q, want connection (events %v)", n.Addr(), got[n.Addr()], got)
+		}
+		if v, ok := sumValue(t, got2, "redlock.node.failures", node(n.Addr()), errType("connection")); !ok || v < 1 {
+			t.Errorf("redlock.node.failures {%s, connection} = %d (present %v), want at least 1", n.Addr(), v, ok)
+		}
+	}
+	histPoint(t, got2, "redlock.acquire.duration", outcome("failed"), call("try_lock"))
+}
+
+// clusterClient starts three nodes and a client on them that reports to
+// h's observer; both are closed when the test ends.
+func clusterClient(t *testing.T, h *harness) (*redistest.Cluster, *redlock.Client) {
+	t.Helper()
+	cluster := redistest.New(t, 3)
+	var pools []pool.Pool
+	for _, addr := range cluster.Addrs() {
+		p := pool.New(addr)
+		t.Cleanup(func() { p.Close() })
+		pools = append(pools, p)
+	}
+	client, err := redlock.New(pools, redlock.WithTTL(5*time.Second), redlock.WithObserver(h.obs))
+	if err != nil {
+		t.Fatalf("redlock.New: %v", err)
+	}
+	t.Cleanup(func() { client.Close() }) // before the pools: cleanups run last-in first-out
+	return cluster, client
 }

@@ -82,8 +82,8 @@ func newPoint(kvs []attribute.KeyValue) point {
 	return point{attrs: kvs, rec: []metric.RecordOption{set}, add: []metric.AddOption{set}}
 }
 
-// nodeKey names a node's data point: failures of a kind, or reconnects
-// (kind 0).
+// nodeKey names a node's data point: its failures of a kind, or its
+// reconnections (kind "").
 type nodeKey struct {
 	node string
 	kind string

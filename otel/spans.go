@@ -113,8 +113,12 @@ func nodeFailureEvents(span trace.Span, err error, at time.Time) {
 	}
 }
 
-// failureKind classifies a node's failure as the core's EventNodeFailure
-// does (redlock.FailureKind), from the error a *redlock.NodeError holds.
+// failureKind classifies a node's failure in the terms of the core's
+// EventNodeFailure (redlock.FailureKind), from the error a
+// *redlock.NodeError holds. The core classifies the raw failure; the one
+// difference is a connection whose set-up ran out of time, which the
+// NodeError holds as ErrNodeTimeout: "timeout" here, "connection" in the
+// core's event and the redlock.node.failures counter.
 func failureKind(err error) redlock.FailureKind {
 	var reply redis.Error
 	switch {

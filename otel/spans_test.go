@@ -225,3 +225,24 @@ func TestSpanSampledOut(t *testing.T) {
 	}
 	histPoint(t, h.metrics(t), "redlock.acquire.duration", outcome("failed"), call("try_lock"))
 }
+
+// TestSpanCanceledContext: a call whose context was canceled reports with
+// that context; its span and data point are recorded all the same, under
+// the caller's span, as an Error.
+func TestSpanCanceledContext(t *testing.T) {
+	h := newHarness(t)
+	parentCtx, caller := h.parent(t)
+	ctx, cancel := context.WithCancel(parentCtx)
+	cancel()
+	before := time.Now()
+	h.obs.Observe(redlock.Event{Kind: redlock.EventLock, Ctx: ctx, Name: "jobs", Outcome: redlock.OutcomeCanceled, Attempts: 3,
+		Latency: 30 * time.Millisecond, Err: fmt.Errorf("redlock: lock %q not acquired: %w", "jobs", context.Canceled)})
+	s := h.only(t, "redlock.Lock")
+	checkTiming(t, s, before, 30*time.Millisecond, caller.SpanContext())
+	if s.Status().Code != codes.Error || attrs(s.Attributes())["error.type"].AsString() != "canceled" {
+		t.Errorf("status %v, error.type %v; want Error, canceled", s.Status(), attrs(s.Attributes())["error.type"])
+	}
+	if dp := histPoint(t, h.metrics(t), "redlock.wait.duration", outcome("canceled")); dp.Count != 1 {
+		t.Errorf("wait {canceled} count %d, want 1", dp.Count)
+	}
+}
