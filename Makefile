@@ -8,6 +8,7 @@ PKGS := ./...
 ## test: install redis-server if needed, check formatting and vet, run every test with -race
 test: redis check
 	$(GO) test -race -count=1 $(PKGS)
+	cd otel && $(GO) test -race -count=1 ./...
 
 ## check: gofmt and go vet
 check:
@@ -15,6 +16,7 @@ check:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
 	cd bench && $(GO) vet ./...
+	cd otel && $(GO) vet ./...
 
 ## redis: make sure redis-server is installed (apt-get on Debian as root)
 redis:
