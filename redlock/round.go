@@ -20,7 +20,7 @@ import (
 type round struct {
 	c      *Client
 	ctx    context.Context // the caller's, for the events of its nodes' failures
-	nodes  []int // the client's node index of each slot
+	nodes  []int           // the client's node index of each slot
 	tau    time.Duration
 	setGet bool // the replies are SET NX GET's: nil granted, a value refused
 
