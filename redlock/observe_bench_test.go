@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/quorumlock/quorumlock/internal/redistest"
 	"github.com/quorumlock/quorumlock/redlock"
@@ -12,8 +13,9 @@ import (
 // BenchmarkObserverCost measures one TryLock+Unlock on five healthy local
 // nodes with no observer, with an observer that does nothing, and with
 // SlogObserver at Info (the Debug events are dropped by Enabled): the cost
-// of the seam (README, Observability). Run it with -count to compare the
-// three side by side on the same nodes.
+// of the seam (README, Observability). The node timeout is 1s so that a
+// loaded machine's pauses fail no call; it changes nothing on a healthy
+// run. Run it with -count to compare the three on the same nodes.
 func BenchmarkObserverCost(b *testing.B) {
 	c := redistest.New(b, 5)
 	for _, tc := range []struct {
@@ -25,7 +27,7 @@ func BenchmarkObserverCost(b *testing.B) {
 		{"slog-info", []redlock.Option{redlock.WithObserver(redlock.SlogObserver(slog.New(slog.NewTextHandler(io.Discard, nil))))}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			cl := newClient(b, c, tc.opts...)
+			cl := newClient(b, c, append(tc.opts, redlock.WithNodeTimeout(time.Second))...)
 			ctx := b.Context()
 			b.ReportAllocs()
 			for b.Loop() {
