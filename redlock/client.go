@@ -31,6 +31,7 @@ type Client struct {
 	cfg       config
 	clock     clock.Clock
 	closeOnce sync.Once
+	bg        bgHandler // reports failures of background requests, when observed
 	stats     struct {
 		fenced, fastPath atomic.Int64 // fenced acquisitions; those done in one round trip (F2)
 	}
@@ -65,11 +66,16 @@ func New(pools []pool.Pool, opts ...Option) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{pools: slices.Clone(pools), cfg: cfg, clock: clock.Real, closing: make(chan struct{})}
-	c.ext.c = c
+	c.ext.c, c.bg.c = c, c
 	c.wait = newWaiters(pools)
 	c.nodes = make([]*pipe.Node, len(pools))
 	for i, p := range pools {
-		c.nodes[i] = pipe.NewNode(p, acquireSrc, releaseSrc, lineSrc, extendSrc, fenceSrc)
+		var h pipe.Hooks
+		if c.observed() {
+			addr := p.Addr()
+			h.Reconnect = func(err error) { c.reconnected(addr, err) }
+		}
+		c.nodes[i] = pipe.NewNodeWithHooks(p, h, acquireSrc, releaseSrc, lineSrc, extendSrc, fenceSrc)
 	}
 	return c, nil
 }
@@ -106,6 +112,9 @@ func (c *Client) callConfig(name string, opts []Option) (config, error) {
 	cfg := c.cfg
 	if len(opts) > 0 {
 		cfg.apply(opts)
+		if len(cfg.observers) != len(c.cfg.observers) {
+			return config{}, errObserverPerCall
+		}
 		if err := cfg.validate(); err != nil {
 			return config{}, err
 		}
@@ -143,6 +152,14 @@ func (c *Client) Lock(ctx context.Context, name string, opts ...Option) (*Lock, 
 	if err != nil {
 		return nil, err
 	}
+	if c.observed() {
+		return c.observeLock(ctx, name, &cfg)
+	}
+	return c.lock(ctx, name, &cfg)
+}
+
+// lock is Lock once its options are validated.
+func (c *Client) lock(ctx context.Context, name string, cfg *config) (*Lock, error) {
 	var (
 		qe *QuorumError // the last attempt's failure
 		w  *waiter      // this caller's place in line, once it waits
@@ -154,19 +171,19 @@ func (c *Client) Lock(ctx context.Context, name string, opts ...Option) (*Lock, 
 	}()
 	for attempt := 1; ; attempt++ {
 		if w.turn() {
-			l, err := c.attempt(ctx, name, &cfg, w)
+			l, err := c.attempt(ctx, name, cfg, w)
 			if err == nil {
 				return l, nil
 			}
 			var last *QuorumError
 			if !errors.As(err, &last) {
-				return nil, c.gaveUp(name, w, &cfg, err)
+				return nil, c.gaveUp(name, w, cfg, err)
 			}
 			qe = last.after(qe)
 		}
 		qe.Attempts = attempt
 		if attempt >= cfg.tries || qe.ctxErr != nil || errors.Is(qe, ErrClosed) {
-			return nil, c.gaveUp(name, w, &cfg, qe)
+			return nil, c.gaveUp(name, w, cfg, qe)
 		}
 		join := w == nil && qe.Refused > 0
 		if join { // held elsewhere: wait in line
@@ -175,9 +192,9 @@ func (c *Client) Lock(ctx context.Context, name string, opts ...Option) (*Lock, 
 		// Joining, the first attempt in line is made at once (when it is
 		// this waiter's turn among the client's own): it enters the line on
 		// every node.
-		if l, err := c.pauseFor(ctx, name, &cfg, attempt, w, qe, join); l != nil || err != nil {
+		if l, err := c.pauseFor(ctx, name, cfg, attempt, w, qe, join); l != nil || err != nil {
 			if err != nil {
-				return nil, c.gaveUp(name, w, &cfg, err)
+				return nil, c.gaveUp(name, w, cfg, err)
 			}
 			return l, nil
 		}
@@ -257,7 +274,11 @@ func earliest(a, b time.Time) time.Time {
 // through the line (L2).
 func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waiter) (*Lock, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, c.unsent("lock", name, ErrNotAcquired, err)
+		qe := c.unsent("lock", name, ErrNotAcquired, err)
+		if c.observed() {
+			c.attempted(ctx, name, cfg, quorum.NewTally(len(c.nodes)), 0, 0, qe)
+		}
+		return nil, qe
 	}
 	// A1: 128 random bits, new for every attempt. The key and value are
 	// boxed once: one argument list serves every node, and the release.
@@ -291,10 +312,14 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 	// A7: Q grants (and Q nodes holding the token, F3), and validity left
 	// when the last reply used arrived.
 	until := t1.Add(cfg.ttl - driftAllowance(cfg.ttl, cfg.driftFactor))
-	expired := !c.clock.Now().Before(until)
+	decided := c.clock.Now()
+	expired := !decided.Before(until)
 	if ok && !expired {
 		if w != nil {
 			c.leave(name, w, cfg.nodeTimeout) // L4: out of the line everywhere
+		}
+		if c.observed() {
+			c.attempted(ctx, name, cfg, r.tally, decided.Sub(t1), token, nil)
 		}
 		return newLock(c, name, key, line, value, token, cfg, t1, until), nil
 	}
@@ -319,9 +344,10 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 		}
 		release = w.undoArgs(key, line, counter, value, cfg.nodeTimeout)
 	}
+	bg := c.background()
 	for i, s := range r.slots {
 		if s.res != quorum.Refused {
-			c.nodes[i].Do(pipe.Request{Cmd: "EVALSHA", Args: release, Timeout: cfg.nodeTimeout})
+			c.nodes[i].Do(pipe.Request{Cmd: "EVALSHA", Args: release, Timeout: cfg.nodeTimeout, H: bg, Node: i})
 		}
 	}
 	qe := r.quorumError("lock", name, ErrNotAcquired)
@@ -333,5 +359,8 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 	}
 	qe.Expired = r.ok() && expired
 	qe.Fencing = r.ok() && !ok && !expired
+	if c.observed() {
+		c.attempted(ctx, name, cfg, r.tally, decided.Sub(t1), token, qe)
+	}
 	return nil, qe
 }

@@ -180,6 +180,8 @@ type LockLostError struct {
 	Name   string // the lock's name
 	Reason string // what happened, as "reached its deadline without an extension"
 	Err    error  // the failure that caused the loss, or nil
+
+	kind LostCause // for EventLost
 }
 
 func (e *LockLostError) Error() string {

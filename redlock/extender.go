@@ -134,7 +134,7 @@ func (e *extensions) extend(l *Lock) {
 	}
 	if l.maxHold > 0 && e.c.clock.Now().Sub(l.acquired) >= l.maxHold {
 		l.mu.Lock()
-		l.endCause = &LockLostError{Name: l.name, Reason: fmt.Sprintf("held for its max hold of %v", l.maxHold)}
+		l.endCause = &LockLostError{Name: l.name, Reason: fmt.Sprintf("held for its max hold of %v", l.maxHold), kind: LostMaxHold}
 		l.mu.Unlock()
 		return
 	}
@@ -152,7 +152,7 @@ func (e *extensions) extend(l *Lock) {
 // once extended, or when the lock ended or the client is closing meanwhile.
 func (l *Lock) extendWithRetries() error {
 	for {
-		err := l.Extend(context.Background(), l.ttl)
+		err := l.extend(context.Background(), l.ttl, true)
 		if err == nil || errors.Is(err, ErrNotHeld) {
 			return err
 		}
@@ -170,9 +170,9 @@ func (l *Lock) extendWithRetries() error {
 // releases it on the nodes, unless Unlock did already.
 func (l *Lock) giveUp(cause error) {
 	l.mu.Lock()
-	l.endLocked(&LockLostError{Name: l.name, Reason: "auto-extension gave up", Err: cause})
+	l.endLocked(&LockLostError{Name: l.name, Reason: "auto-extension gave up", Err: cause, kind: LostExtendFailed})
 	held := l.held
-	l.mu.Unlock()
+	l.unlock()
 	if held {
 		l.release(context.Background())
 	}

@@ -110,8 +110,9 @@ func (c *Client) leave(name string, w *waiter, tau time.Duration) {
 		if next != nil {
 			args = append(args, next.id, next.ticket(), lineLifetime(tau).Milliseconds())
 		}
-		for _, n := range c.nodes { // never blocks (C1)
-			n.Do(pipe.Request{Cmd: "EVALSHA", Args: args, Timeout: tau})
+		bg := c.background()
+		for i, n := range c.nodes { // never blocks (C1)
+			n.Do(pipe.Request{Cmd: "EVALSHA", Args: args, Timeout: tau, H: bg, Node: i})
 		}
 	})
 }

@@ -37,7 +37,8 @@ type Lock struct {
 	err      error         // why the lock ended; nil while held
 	endCause error         // why the lock will end at until (max hold), or nil
 	done     chan struct{} // made on first Done (or by auto-extension)
-	expiry   clock.Timer   // closes done at until (H2), while done exists
+	expiry   clock.Timer   // closes done at until (H2), while done exists (or the client is observed)
+	lost     error         // a loss not yet reported to the observers (unlock)
 }
 
 // errUnlocked is Err after Unlock.
@@ -48,6 +49,13 @@ func newLock(c *Client, name string, key, line, value any, token uint64, cfg *co
 		c: c, name: name, key: key, line: line, value: value, token: token,
 		ttl: cfg.ttl, nodeTimeout: cfg.nodeTimeout, driftFactor: cfg.driftFactor,
 		acquired: acquired, maxHold: cfg.maxHold, until: until, held: true,
+	}
+	if c.observed() {
+		// O1: an observed lock ends at its deadline even if nobody watches
+		// it, so that its EventLost comes then.
+		l.mu.Lock()
+		l.armLocked()
+		l.mu.Unlock()
 	}
 	if cfg.autoExtend {
 		c.ext.schedule(l)
@@ -80,10 +88,10 @@ func (l *Lock) Until() time.Time {
 // that a quorum no longer holds the key. Err then says why.
 //
 // The channel and its timer are made on the first call, so a lock nobody
-// watches costs neither.
+// watches costs neither (but the timer of an observed client's locks).
 func (l *Lock) Done() <-chan struct{} {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	defer l.unlock()
 	if l.done == nil {
 		l.expireLocked() // past the deadline already: made closed
 		l.done = make(chan struct{})
@@ -101,15 +109,15 @@ func (l *Lock) Done() <-chan struct{} {
 // after Unlock.
 func (l *Lock) Err() error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	defer l.unlock()
 	l.expireLocked()
 	return l.err
 }
 
-// armLocked schedules the loss signal at until (H2), if anyone watches Done;
-// l.mu is held.
+// armLocked schedules the loss signal at until (H2), if anyone watches Done
+// or observes the client; l.mu is held.
 func (l *Lock) armLocked() {
-	if l.done == nil {
+	if l.done == nil && !l.c.observed() {
 		return
 	}
 	if l.expiry != nil {
@@ -122,7 +130,7 @@ func (l *Lock) armLocked() {
 // an Extend finds the deadline moved and does nothing.
 func (l *Lock) checkExpiry() {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	defer l.unlock()
 	l.expireLocked()
 }
 
@@ -133,7 +141,7 @@ func (l *Lock) expireLocked() {
 	}
 	cause := l.endCause
 	if cause == nil {
-		cause = &LockLostError{Name: l.name, Reason: "reached its deadline without an extension"}
+		cause = &LockLostError{Name: l.name, Reason: "reached its deadline without an extension", kind: LostExpired}
 	}
 	l.endLocked(cause) // R2: invalidated locally before anything is sent
 	if l.endCause != nil && l.held {
@@ -153,6 +161,9 @@ func (l *Lock) endLocked(cause error) {
 		l.until = now
 	}
 	l.err = cause
+	if cause != errUnlocked && l.c.observed() {
+		l.lost = cause // reported once l.mu is released (unlock)
+	}
 	if l.expiry != nil {
 		l.expiry.Stop()
 	}
@@ -164,7 +175,7 @@ func (l *Lock) endLocked(cause error) {
 // lose ends the lock with cause, if it has not ended yet.
 func (l *Lock) lose(cause error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	defer l.unlock()
 	l.endLocked(cause)
 }
 
@@ -176,18 +187,30 @@ func (l *Lock) lose(cause error) {
 // held it; otherwise a *QuorumError with the nodes' failures (the keys left
 // behind expire with their TTL). Nodes that have not answered when the
 // outcome is known finish in the background, bounded by the node timeout.
-func (l *Lock) Unlock(ctx context.Context) error {
+func (l *Lock) Unlock(ctx context.Context) (err error) {
+	var (
+		r     *round
+		start time.Time
+		delta int // -1: this Unlock ended the lock
+	)
+	if l.c.observed() {
+		defer func() { l.observeRound(ctx, EventRelease, false, r, start, delta, err) }()
+	}
 	l.mu.Lock()
 	held := l.held
 	l.held = false
 	l.expireLocked() // H4: a deadline that passed unwatched is a loss, not a release
 	lost := l.err
 	l.endLocked(errUnlocked)
-	l.mu.Unlock()
+	l.unlock()
 	if !held {
 		return &notHeldError{name: l.name, op: "unlock", reason: "already released by this handle"}
 	}
-	r := l.release(ctx)
+	if lost == nil {
+		delta = -1 // held until now: O1
+	}
+	start = l.c.clock.Now()
+	r = l.release(ctx)
 	switch {
 	case lost != nil:
 		return &notHeldError{name: l.name, op: "unlock", reason: "lost before Unlock", cause: lost}
@@ -222,8 +245,20 @@ func (l *Lock) release(ctx context.Context) *round {
 // lock is lost and Done closes (H2). A ttl out of range gives an error
 // wrapping ErrInvalidOption. The fencing token never changes (E5).
 func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
+	return l.extend(ctx, ttl, false)
+}
+
+// extend is Extend; auto says that auto-extension made it (EventExtend).
+func (l *Lock) extend(ctx context.Context, ttl time.Duration, auto bool) (err error) {
 	if err := validTTL(ttl, l.driftFactor, l.nodeTimeout); err != nil {
 		return err
+	}
+	var (
+		r  *round
+		te time.Time
+	)
+	if l.c.observed() {
+		defer func() { l.observeRound(ctx, EventExtend, auto, r, te, 0, err) }()
 	}
 	l.extendMu.Lock()
 	defer l.extendMu.Unlock()
@@ -231,7 +266,7 @@ func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 	l.mu.Lock()
 	l.expireLocked()
 	held, until, lost := l.held, l.until, l.err
-	l.mu.Unlock()
+	l.unlock()
 	switch {
 	case !held:
 		return &notHeldError{name: l.name, op: "extend", reason: "released by Unlock"}
@@ -243,8 +278,8 @@ func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 	if err := ctx.Err(); err != nil { // E6: nothing is sent
 		return c.unsent("extend", l.name, nil, err)
 	}
-	te := c.clock.Now() // E3: read before sending
-	r := c.run(ctx, nil, 0, l.nodeTimeout, "EVALSHA", []any{extendHash, 1, l.key, l.value, ttl.Milliseconds()})
+	te = c.clock.Now() // E3: read before sending
+	r = c.run(ctx, nil, 0, l.nodeTimeout, "EVALSHA", []any{extendHash, 1, l.key, l.value, ttl.Milliseconds()})
 	// E4: every node that granted keeps the key until Te + ttl at least, and
 	// no node's expiry ever moved earlier (PEXPIRE GT), so the quorum behind
 	// the old deadline still holds it until then: the later of the two.
@@ -255,7 +290,7 @@ func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 	expired := !c.clock.Now().Before(newUntil)
 	if r.ok() && !expired {
 		l.mu.Lock()
-		defer l.mu.Unlock()
+		defer l.unlock()
 		switch {
 		case !l.held: // Unlock ran meanwhile: it wins (R2)
 			return &notHeldError{name: l.name, op: "extend", reason: "released by Unlock during Extend"}
@@ -272,7 +307,7 @@ func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 	qe := l.roundError("extend", r)
 	qe.Expired = r.ok() && expired
 	if errors.Is(qe, ErrNotHeld) {
-		l.lose(&LockLostError{Name: l.name, Reason: "the nodes no longer hold it", Err: qe})
+		l.lose(&LockLostError{Name: l.name, Reason: "the nodes no longer hold it", Err: qe, kind: LostNotHeld})
 	}
 	return qe
 }

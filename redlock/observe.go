@@ -12,10 +12,14 @@ import (
 //
 // Observe is called synchronously, on the goroutine where the event
 // happened (a caller's, or the client's background work: auto-extension,
-// undoing failed attempts, connection upkeep), after the event's outcome is
-// decided and before the call that made it returns. It must be safe for
-// concurrent use, return quickly, and never call back into the Client. An
-// Event never holds a lock's secret value or a password.
+// undoing failed attempts, connection upkeep, a lock's deadline timer),
+// after the event's outcome is decided, which it never changes. The event
+// of a call (EventAttempt, EventLock, EventExtend, EventRelease) is told
+// before the call returns; a node's failure when its request fails, which
+// may be after the call returned at the quorum (ALGORITHM.md A6); a loss
+// when the library finds it, with no lock mutex held. Observe must be safe
+// for concurrent use, return quickly, and never call back into the Client.
+// An Event never holds a lock's secret value or a password (O2).
 type Observer interface {
 	Observe(Event)
 }
@@ -35,7 +39,9 @@ const (
 	// Lock's (InLock set). Latency is its round on the nodes.
 	EventAttempt EventKind = iota + 1
 	// EventLock: a Lock call ended, with the lock (OutcomeOK) or without.
-	// Latency is the whole call: the wait. Attempts counts its attempts.
+	// Latency is the whole call: the wait. Attempts counts its attempts
+	// (its EventAttempt events, the attempts to keep its place in line
+	// included).
 	EventLock
 	// EventExtend: an Extend decided, the caller's or auto-extension's
 	// (Auto set). Latency is its round on the nodes.
@@ -47,7 +53,9 @@ const (
 	// wraps ErrLockLost and says why (Cause).
 	EventLost
 	// EventNodeFailure: one request to one node failed (Node, Failure,
-	// Err). It is reported for the request's own round too, in its Err.
+	// Err), once per request: a call's (also found in the call's own
+	// error), or a background one (the undo of a failed attempt, a waiter
+	// leaving the line, the release after auto-extension gave up).
 	EventNodeFailure
 	// EventReconnect: a node's connection was closed and is being replaced
 	// (Node; Err the reason).
@@ -172,7 +180,8 @@ type Event struct {
 	InLock bool
 	// Auto: EventExtend made by auto-extension.
 	Auto bool
-	// Latency: how long the round (or the Lock call) took.
+	// Latency: how long the round (or the Lock call) took; 0 when the call
+	// sent nothing (an Extend after the deadline, a context already ended).
 	Latency time.Duration
 	// Token: the fencing token of the acquisition, when fencing.
 	Token uint64
@@ -194,7 +203,10 @@ type Event struct {
 // WithObserver adds o to the client's observers; given more than once, each
 // observer is told of every event, in the order given. It is a client
 // option: New accepts it, a call given it fails with ErrInvalidOption.
-// Default: no observer, and the seam then costs one nil check per event.
+// An observed client arms a timer for each lock it holds, so that a lock
+// nobody watches is reported lost at its deadline (ALGORITHM.md O1).
+// Default: no observer, and the seam then costs one length check per event
+// and no allocation.
 func WithObserver(o Observer) Option {
 	return func(c *config) { c.observers = append(c.observers[:len(c.observers):len(c.observers)], o) }
 }

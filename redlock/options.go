@@ -34,6 +34,7 @@ type config struct {
 	maxHold     time.Duration
 	fencing     bool
 	observers   []Observer // client option only (WithObserver)
+	call        *lockCall  // a Lock call's bookkeeping, when observed (observe_emit.go)
 }
 
 func defaultConfig() config {

@@ -2,7 +2,6 @@ package redlock
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -20,7 +19,8 @@ import (
 // decided, later replies are ignored, so the slots are stable.
 type round struct {
 	c      *Client
-	nodes  []int // the client's node index of each slot
+	ctx    context.Context // the caller's, for the events of its nodes' failures
+	nodes  []int           // the client's node index of each slot
 	tau    time.Duration
 	setGet bool // the replies are SET NX GET's: nil granted, a value refused
 
@@ -60,6 +60,11 @@ func (r *round) Reply(i int, v any, err error) {
 			s = slot{res: quorum.Refused}
 		}
 	}
+	if s.res == quorum.Failed && r.c.observed() {
+		// Every failed request is reported, also once the round is
+		// decided: the pipe answers each request exactly once.
+		r.c.nodeFailed(r.ctx, r.node(i), r.tau, s.err, err == nil)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.decided || r.slots[i].res != quorum.Pending {
@@ -86,7 +91,7 @@ func (c *Client) run(ctx context.Context, nodes []int, need int, tau time.Durati
 	if nodes != nil {
 		n = len(nodes)
 	}
-	r := &round{c: c, nodes: nodes, tau: tau, setGet: cmd == "SET", tally: quorum.NewTally(n), slots: make([]slot, n), done: make(chan struct{})}
+	r := &round{c: c, ctx: ctx, nodes: nodes, tau: tau, setGet: cmd == "SET", tally: quorum.NewTally(n), slots: make([]slot, n), done: make(chan struct{})}
 	if need > 0 {
 		r.tally = quorum.NewTallyNeed(n, need)
 	}
@@ -177,17 +182,7 @@ func (r *round) errors() *multierror.Error {
 		if s.res != quorum.Failed {
 			continue
 		}
-		err := s.err
-		switch {
-		case errors.Is(err, pipe.ErrTimeout):
-			err = fmt.Errorf("%w: no answer within %v", ErrNodeTimeout, r.tau)
-		case errors.Is(err, context.DeadlineExceeded):
-			// A connection's set-up that ran out of time (its dial timeout):
-			// keep what it says (which step, which timeout), as a node
-			// timeout, never as the caller's DeadlineExceeded.
-			err = fmt.Errorf("%w: %s", ErrNodeTimeout, err.Error())
-		}
-		all = appendNodeErrors(all, &NodeError{Addr: r.c.nodes[r.node(i)].Addr(), Err: err})
+		all = appendNodeErrors(all, &NodeError{Addr: r.c.nodes[r.node(i)].Addr(), Err: nodeCause(s.err, r.tau)})
 	}
 	return all
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/signal"
 	"slices"
@@ -31,6 +32,7 @@ type demoOpts struct {
 	workers, nodes int
 	seed           uint64
 	json           bool
+	metrics        string // ADDR to serve Prometheus metrics on; "": none
 }
 
 // demoFlagSet returns the flags of demo, which set o.
@@ -42,6 +44,7 @@ func demoFlagSet(o *demoOpts) *flag.FlagSet {
 	fs.IntVar(&o.nodes, "nodes", 5, "")
 	fs.Uint64Var(&o.seed, "seed", 0, "")
 	fs.BoolVar(&o.json, "json", false, "")
+	fs.StringVar(&o.metrics, "metrics", "", "")
 	return fs
 }
 
@@ -81,6 +84,11 @@ func runDemo(args []string) int {
 	case set["addrs"] && set["nodes"]:
 		return usageErr("demo", "--addrs and --nodes exclude each other: --nodes starts local nodes")
 	}
+	if set["metrics"] {
+		if _, _, err := net.SplitHostPort(o.metrics); err != nil {
+			return usageErr("demo", "--metrics %q: want HOST:PORT (port 0: any free one): %v", o.metrics, err)
+		}
+	}
 	// The nodes: --addrs, else --nodes local ones, else $REDLOCK_ADDRS (as
 	// run and status), else 5 local ones.
 	conn := connFlags{addrs: o.addrs, addrsFrom: "--addrs"}
@@ -93,6 +101,18 @@ func runDemo(args []string) int {
 	}
 
 	cfg := chaos.Config{Duration: o.duration, Workers: o.workers, Names: demoNames, Seed: o.seed, InModel: true, Proxies: true}
+	if o.metrics != "" {
+		// Fed by the clients' observer seam; served while the demo runs.
+		m := newDemoMetrics()
+		bound, stop, err := serveMetrics(o.metrics, &m.reg)
+		if err != nil {
+			errorf("demo: --metrics %s: %v", o.metrics, err)
+			return exitError
+		}
+		defer stop()
+		cfg.Observer = m
+		fmt.Fprintf(os.Stderr, "redlock demo: metrics at http://%s/metrics\n", bound)
+	}
 	if yours {
 		list, err := conn.addrList()
 		if err != nil {

@@ -88,6 +88,9 @@ const (
 `
 	flagDemoJSON = `  --json                 also print the summary as one JSON line
 `
+	flagMetrics = `  --metrics ADDR         serve Prometheus metrics at http://ADDR/metrics while it
+                         runs (port 0: a free one, printed on stderr)
+`
 	flagHelp = `  -h, --help             this help
 `
 	durations = "Durations are Go durations: 300ms, 10s, 2m.\n"
@@ -151,7 +154,7 @@ to chaos-S-2 with S from the seed, checks that no one uses them, and
 deletes their keys and fencing counters at the end: never start two demos
 with the same --seed on the same nodes at once.
 `,
-		flags: []string{flagDemoAddrs, flagNodes, flagDuration, flagWorkers, flagSeed, flagDemoJSON},
+		flags: []string{flagDemoAddrs, flagNodes, flagDuration, flagWorkers, flagSeed, flagDemoJSON, flagMetrics},
 		exits: `  0      no overlapping holds, no stale write accepted
   2      usage error: bad flag, value or command line; nothing was started
   4      an overlapping hold or an accepted stale write was seen, or the demo

@@ -32,6 +32,8 @@ type Config struct {
 	Limits      Limits        // zero fields get defaults
 	// OnTick, if set, is called about every second with the progress.
 	OnTick func(Progress)
+	// Observer, if set, observes every client of the run (redlock.WithObserver).
+	Observer redlock.Observer
 }
 
 // Progress is a live view of a run, for the demo's status line.
@@ -115,8 +117,12 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 			pools[j] = pool.New(a, pool.WithMaxActive(64))
 			defer pools[j].Close()
 		}
-		cl, err := redlock.New(pools, redlock.WithTTL(cfg.TTL), redlock.WithNodeTimeout(cfg.NodeTimeout), redlock.WithFencing(),
-			redlock.WithTries(1<<30), redlock.WithRetryDelay(func(int) time.Duration { return time.Duration(2+rand.IntN(20)) * time.Millisecond }))
+		opts := []redlock.Option{redlock.WithTTL(cfg.TTL), redlock.WithNodeTimeout(cfg.NodeTimeout), redlock.WithFencing(),
+			redlock.WithTries(1 << 30), redlock.WithRetryDelay(func(int) time.Duration { return time.Duration(2+rand.IntN(20)) * time.Millisecond })}
+		if cfg.Observer != nil {
+			opts = append(opts, redlock.WithObserver(cfg.Observer))
+		}
+		cl, err := redlock.New(pools, opts...)
 		if err != nil {
 			return Summary{}, fmt.Errorf("chaos: %w", err)
 		}

@@ -62,10 +62,33 @@ func (r Request) reply(v any, err error) {
 	}
 }
 
+// Hooks are told of a Node's own events. A nil hook costs a nil check.
+type Hooks struct {
+	// Reconnect is called, on the writer's goroutine, when a connection
+	// that died is replaced: err says why it died (ErrTimeout, a network
+	// error). It must return quickly.
+	Reconnect func(err error)
+}
+
+// ConnectError is the failure of a request that could not be sent because
+// no connection could be made (dial, TLS, AUTH, SELECT): it reads as the
+// underlying error, and tells it apart from a connection that broke.
+type ConnectError struct{ Err error }
+
+func (e *ConnectError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *ConnectError) Unwrap() error { return e.Err }
+
+// errDied is the reason given to Hooks.Reconnect when nothing recorded why
+// the connection died.
+var errDied = errors.New("connection died")
+
 // Node is the pipelined connection to one Redis node.
 type Node struct {
 	p       pool.Pool
 	scripts []string // sources, loaded on every new connection
+	hooks   Hooks
 
 	mu      sync.Mutex
 	queue   []Request
@@ -80,7 +103,12 @@ type Node struct {
 // loaded with SCRIPT LOAD on each new connection before any request, so
 // EVALSHA finds them: a warm connection never pays for EVAL.
 func NewNode(p pool.Pool, scripts ...string) *Node {
-	n := &Node{p: p, scripts: scripts, wake: make(chan struct{}, 1), exited: make(chan struct{})}
+	return NewNodeWithHooks(p, Hooks{}, scripts...)
+}
+
+// NewNodeWithHooks is NewNode with hooks told of the node's events.
+func NewNodeWithHooks(p pool.Pool, h Hooks, scripts ...string) *Node {
+	n := &Node{p: p, scripts: scripts, hooks: h, wake: make(chan struct{}, 1), exited: make(chan struct{})}
 	go n.writer()
 	return n
 }
@@ -293,12 +321,19 @@ func (n *Node) send(cur *conn, batch []Request) *conn {
 	}
 	if cur != nil && cur.dead.Load() {
 		cur.leave() // its reader fails what is left, then exits
+		if n.hooks.Reconnect != nil {
+			cause := errDied
+			if p := cur.cause.Load(); p != nil {
+				cause = *p
+			}
+			n.hooks.Reconnect(cause)
+		}
 		cur = nil
 	}
 	if cur == nil {
 		c, err := n.connect()
 		if err != nil {
-			fail(live, err)
+			fail(live, &ConnectError{err})
 			return nil
 		}
 		cur = c
@@ -385,6 +420,9 @@ func (c *conn) reader() {
 		}
 		if c.dead.Load() {
 			if cause == nil {
+				// Killed from outside (a write failed, or its deadline
+				// passed unread): no reply will come in time.
+				c.cause.CompareAndSwap(nil, &ErrTimeout)
 				cause = ErrTimeout
 				if p := c.cause.Load(); p != nil {
 					cause = *p
@@ -410,7 +448,7 @@ func (c *conn) reader() {
 				err = ErrTimeout
 			}
 			cause = err
-			c.kill()
+			c.killWith(err)
 		}
 		c.done1(r, v, err)
 	}
