@@ -287,7 +287,7 @@ func (c *Client) gather(ctx context.Context, tau time.Duration, cmd string, args
 	if g.left == 0 { // all in after all
 		return g
 	}
-	if late != pipe.ErrTimeout {
+	if !errors.Is(late, pipe.ErrTimeout) {
 		g.ctxErr = late
 	}
 	for i := range g.in {

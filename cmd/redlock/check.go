@@ -89,7 +89,7 @@ func runCheck(args []string) int {
 	if o.fencing {
 		opts = append(opts, redlock.WithFencing())
 	}
-	client, done, code := o.conn.readClient("check", opts...)
+	client, _, done, code := o.conn.readClient("check", opts...)
 	if client == nil {
 		return code
 	}

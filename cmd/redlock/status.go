@@ -65,7 +65,7 @@ func runStatus(args []string) int {
 	if !ok {
 		return code
 	}
-	client, done, code := o.conn.readClient("status")
+	client, conns, done, code := o.conn.readClient("status")
 	if client == nil {
 		return code
 	}
@@ -75,7 +75,7 @@ func runStatus(args []string) int {
 		errorf("lock %q: %s", name, libMsg(err))
 		return exitError
 	}
-	r := report(st)
+	r := report(st, conns)
 	if o.json {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
@@ -121,12 +121,15 @@ func parseNameCommand(cmd string, fl *flag.FlagSet, cf *connFlags, args []string
 func readWait(tau time.Duration) time.Duration { return max(10*tau, time.Second) }
 
 // readClient opens the pools and a library client whose node timeout is
-// readWait's, for the commands that take no lock. It returns nil and the
-// exit code after printing why when it cannot; done closes both.
-func (c *connFlags) readClient(cmd string, opts ...redlock.Option) (client *redlock.Client, done func(), code int) {
+// readWait's, for the commands that take no lock, and starts opening a
+// connection to every node (connCheck: the reads then find them open, and
+// a node that cannot be connected to is reported with the reason, a TLS
+// handshake that timed out say, not as a node timeout). It returns nil and
+// the exit code after printing why when it cannot; done closes both.
+func (c *connFlags) readClient(cmd string, opts ...redlock.Option) (client *redlock.Client, conns *connCheck, done func(), code int) {
 	pools, err := c.openPools()
 	if err != nil {
-		return nil, nil, usageErr(cmd, "%v", err)
+		return nil, nil, nil, usageErr(cmd, "%v", err)
 	}
 	d := readWait(c.nodeTimeout)
 	// The client takes no lock: its TTL only has to leave room for the
@@ -136,16 +139,19 @@ func (c *connFlags) readClient(cmd string, opts ...redlock.Option) (client *redl
 	if err != nil {
 		closePools(pools)
 		if errors.Is(err, redlock.ErrInvalidOption) {
-			return nil, nil, usageErr(cmd, "%s", libMsg(err))
+			return nil, nil, nil, usageErr(cmd, "%s", libMsg(err))
 		}
 		errorf("%s", libMsg(err))
-		return nil, nil, exitError
+		return nil, nil, nil, exitError
 	}
-	return client, func() { client.Close(); closePools(pools) }, exitOK
+	conns = checkConnections(pools)
+	return client, conns, func() { conns.wg.Wait(); client.Close(); closePools(pools) }, exitOK
 }
 
-// report turns the library's read into what status prints.
-func report(st *redlock.HolderStatus) statusReport {
+// report turns the library's read into what status prints. A node that
+// timed out while its connection could not be opened is reported with the
+// connection's error.
+func report(st *redlock.HolderStatus, conns *connCheck) statusReport {
 	r := statusReport{Name: st.Name, Nodes: make([]nodeStatus, len(st.Nodes)), Verdict: string(st.Verdict), Quorum: st.Quorum, Holder: st.Holder}
 	if st.Fingerprint != "" {
 		r.Fingerprint = &st.Fingerprint
@@ -158,6 +164,9 @@ func report(st *redlock.HolderStatus) statusReport {
 			var ne *redlock.NodeError
 			if errors.As(n.Err, &ne) {
 				msg = oneLine(ne.Err.Error())
+			}
+			if cerr := conns.failed(n.Addr); cerr != nil && errors.Is(n.Err, redlock.ErrNodeTimeout) {
+				msg = oneLine("cannot connect: " + cerr.Error())
 			}
 			ns.Error = &msg
 			continue
@@ -265,4 +274,16 @@ func query(ctx context.Context, p pool.Pool, d time.Duration, cmd string, args .
 	qctx, qcancel := context.WithTimeout(ctx, d)
 	defer qcancel()
 	return redis.DoContext(c, qctx, cmd, args...)
+}
+
+// failed returns why the connection to node addr could not be opened, or
+// nil; it waits for the dials still running (each within the dial timeout).
+func (cc *connCheck) failed(addr string) error {
+	if cc == nil {
+		return nil
+	}
+	cc.wg.Wait()
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.errs[addr]
 }

@@ -43,7 +43,7 @@ func runUnlock(args []string) int {
 		// so on the command line.
 		return usageErr("unlock", "unlock %q needs --force: it breaks the lock under its holder, who is not told", name)
 	}
-	client, done, code := o.conn.readClient("unlock")
+	client, conns, done, code := o.conn.readClient("unlock")
 	if client == nil {
 		return code
 	}
@@ -54,7 +54,7 @@ func runUnlock(args []string) int {
 		errorf("lock %q: %s", name, libMsg(err))
 		return exitError
 	}
-	printTable(os.Stdout, report(st))
+	printTable(os.Stdout, report(st, conns))
 	locked := 0 // nodes with a lock on them (a reservation is none)
 	for _, n := range st.Nodes {
 		if n.Err == nil && n.State != redlock.KeyFree && n.State != redlock.KeyReserved {
