@@ -55,8 +55,9 @@ func (c *Client) checkNode(ctx context.Context, p pool.Pool) []error {
 	if err != nil {
 		return []error{fmt.Errorf("INFO replication: %w", err)}
 	}
-	if role := infoField(info, "role"); role != "master" {
-		errs = append(errs, fmt.Errorf("%w: N1: role is %q, want an independent master", ErrUnsafeDeployment, role))
+	master := infoField(info, "role") == "master"
+	if !master {
+		errs = append(errs, fmt.Errorf("%w: N1: role is %q, want an independent master", ErrUnsafeDeployment, infoField(info, "role")))
 	}
 	// R5: releases announce themselves on a channel per name. A user who
 	// may not use it keeps the lock safe, but waiters poll. The probe's
@@ -68,7 +69,9 @@ func (c *Client) checkNode(ctx context.Context, p pool.Pool) []error {
 	// L8: the line of waiters needs HSET, HGETALL, HDEL and TIME. Without
 	// them the scripts fall back to plain Redlock: safe, not fair. The
 	// probe's line belongs to no lock, and is left empty.
-	if _, err := pool.Do(ctx, p, "EVAL", lineProbe, 1, LineKey("")); err != nil {
+	// A replica refuses the probe's writes (READONLY): N1 already says
+	// what is wrong with it.
+	if _, err := pool.Do(ctx, p, "EVAL", lineProbe, 1, LineKey("")); err != nil && master {
 		errs = append(errs, fmt.Errorf("%w: may not use the line of waiters (%v): waiters are served in no order; grant the ACL user +hset +hgetall +hdel +time", ErrDegraded, err))
 	}
 	want := map[string]string{"maxmemory-policy": "noeviction"}

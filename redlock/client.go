@@ -2,7 +2,6 @@ package redlock
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -30,6 +29,7 @@ type Client struct {
 	closing   chan struct{} // closed when Close starts
 	cfg       config
 	clock     clock.Clock
+	holder    string // the values' holder part up to its time (holder.go, M1)
 	closeOnce sync.Once
 	bg        bgHandler // reports failures of background requests, when observed
 	stats     struct {
@@ -65,7 +65,7 @@ func New(pools []pool.Pool, opts ...Option) (*Client, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	c := &Client{pools: slices.Clone(pools), cfg: cfg, clock: clock.Real, closing: make(chan struct{})}
+	c := &Client{pools: slices.Clone(pools), cfg: cfg, clock: clock.Real, closing: make(chan struct{}), holder: holderHead()}
 	c.ext.c, c.bg.c = c, c
 	c.wait = newWaiters(pools)
 	c.nodes = make([]*pipe.Node, len(pools))
@@ -280,9 +280,10 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 		}
 		return nil, qe
 	}
-	// A1: 128 random bits, new for every attempt. The key and value are
-	// boxed once: one argument list serves every node, and the release.
-	var key, value any = LockKey(name), rand.Text()
+	// A1: 128 random bits, new for every attempt, then who takes the lock
+	// (M1). The key and value are boxed once: one argument list serves
+	// every node, and the release.
+	var key, value any = LockKey(name), c.value(cfg)
 	// Without fencing, SET NX PX GET (Redis 7) is the whole acquisition,
 	// with no script to run: nil grants, a value refuses, and a key of
 	// another type answers WRONGTYPE. Fencing needs the script's INCR (F1).

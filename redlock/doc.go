@@ -60,6 +60,16 @@
 // token is strictly larger (F4). The resource must check the token on every
 // access (F5).
 //
+// # Who holds a lock
+//
+// Every acquisition writes who takes the lock (host, process id, the
+// attempt's wall-clock time, and the label of WithHolder) into the lock's
+// value, after the random secret, so the record is written and expires
+// with the lock on every node (ALGORITHM.md M1). Holder reads it from each
+// node with the quorum's verdict, never the secret (M2). ForceUnlock is the
+// operator's break-glass: it removes the lock whoever holds it, and the
+// holder is not told (M3).
+//
 // # What is guaranteed
 //
 // While at most N-Q nodes are crashed, frozen, cut off or slow, and clocks

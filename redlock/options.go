@@ -33,6 +33,7 @@ type config struct {
 	autoExtend  bool
 	maxHold     time.Duration
 	fencing     bool
+	holder      string     // the holder's label (WithHolder), "" for none
 	observers   []Observer // client option only (WithObserver)
 	call        *lockCall  // a Lock call's bookkeeping, when observed (observe_emit.go)
 }
@@ -106,6 +107,15 @@ func WithMaxHold(d time.Duration) Option { return func(c *config) { c.maxHold = 
 // is 0).
 func WithFencing() Option { return func(c *config) { c.fencing = true } }
 
+// WithHolder labels the acquisitions with label, next to the host name, the
+// process id and the time that every acquisition records (ALGORITHM.md
+// M1): Client.Holder and `redlock status` show who holds a lock, and
+// `redlock unlock --force` shows whom it is about to break. The label is
+// written into the lock's value on the nodes, so it must not be a secret.
+// It must be valid UTF-8 of at most MaxHolderLen (128) bytes, without
+// control characters. Default: "", no label.
+func WithHolder(label string) Option { return func(c *config) { c.holder = label } }
+
 // DefaultRetryDelay returns a random delay in [50ms, 250ms), whatever the
 // attempt: redsync's range, jittered so that contenders spread out.
 func DefaultRetryDelay(int) time.Duration {
@@ -128,6 +138,9 @@ func (c *config) apply(opts []Option) {
 // validate checks the whole configuration once and names the bad value.
 func (c *config) validate() error {
 	if err := validTTL(c.ttl, c.driftFactor, c.nodeTimeout); err != nil {
+		return err
+	}
+	if err := validHolder(c.holder); err != nil {
 		return err
 	}
 	switch {

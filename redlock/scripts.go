@@ -22,6 +22,11 @@ var (
 	extendSrc string
 	//go:embed fence.lua
 	fenceSrc string
+	//go:embed holder.lua
+	holderSrc string // run with EVAL: an operator's read, not worth a slot in every connection's scripts
+	//go:embed force.lua
+	forceBody string
+	forceSrc  = lineHeadSrc + forceBody // EVAL too: break-glass, rare
 
 	// The scripts run by EVALSHA, falling back to EVAL (which loads them)
 	// when a node answers NOSCRIPT, so a warm node costs one round trip.

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/quorumlock/quorumlock/internal/redistest"
+	"github.com/quorumlock/quorumlock/redlock"
 )
 
 // cfgSecret is part of every password of these tests: no output may show
@@ -104,8 +105,8 @@ func TestTLSClientCertURLs(t *testing.T) {
 			if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != 0 || r.stderr != "" {
 				t.Fatalf("status: exit %d, stdout %q (%v), stderr %q; want 0 and a report", r.code, r.stdout, err, r.stderr)
 			}
-			if rep.Verdict != verdictFree {
-				t.Errorf("status verdict %q; want %q (run released the lock)", rep.Verdict, verdictFree)
+			if rep.Verdict != string(redlock.VerdictFree) {
+				t.Errorf("status verdict %q; want %q (run released the lock)", rep.Verdict, redlock.VerdictFree)
 			}
 			for i, n := range rep.Nodes {
 				if n.Addr != a[i] || !n.Reachable || n.Counter == nil || *n.Counter != 1 {

@@ -64,15 +64,40 @@ const (
 	flagNodeTimeoutStatus = `  --node-timeout DUR     status waits max(10x this, 1s) for each node's answer,
                          once connected (default 50ms)
 `
+	flagNodeTimeoutUnlock = `  --node-timeout DUR     unlock waits max(10x this, 1s) for each node's answer,
+                         once connected (default 50ms)
+`
+	flagNodeTimeoutCheck = `  --node-timeout DUR     not used by check, which gives each node 1s
+`
 	flagTTL = `  --ttl DUR              lock time to live, whole milliseconds (default 10s)
 `
-	flagWait = `  --wait DUR             how long to wait for the lock; 0: one attempt (default 0)
+	flagWait = `  --wait DUR             how long to wait in line for the lock (default 0: one
+                         attempt; exit 1 when the lock is held). One attempt by
+                         default, unlike flock, etcdctl lock or consul lock: run
+                         is for jobs that must run on one machine at a time,
+                         such as the same cron entry on every machine; waiting
+                         by default would run the job once per machine, in turn
+`
+	flagHolder = `  --holder LABEL         a label recorded with the lock, next to the host, pid
+                         and time that are always recorded; redlock status shows
+                         it. At most 128 bytes, no control characters; not a
+                         secret: anyone who can read the nodes sees it
 `
 	flagFencing = `  --fencing              take a fencing token; COMMAND sees it as REDLOCK_TOKEN
 `
 	flagGrace = `  --grace DUR            SIGTERM to SIGKILL delay when the lock is lost (default 5s)
 `
 	flagStatusJSON = `  --json                 print one JSON object instead of a table
+`
+	flagCheckFencing = `  --fencing              also check what fencing tokens need on every node:
+                         appendonly yes and appendfsync always (N2). Without it
+                         persistence is not checked: without fencing, N2 also
+                         allows a node that restarts empty after the longest TTL
+`
+	flagForce = `  --force                required: unlock breaks the lock under its holder
+`
+	flagYes = `  --yes                  delete; without it, unlock only shows what it would
+                         delete, and exits 2
 `
 	flagDemoAddrs = `  --addrs HOST:PORT,...  your Redis masters, comma-separated (default
                          $REDLOCK_ADDRS, unless --nodes is given); an odd number
@@ -109,7 +134,7 @@ with --fencing. If the lock is lost while COMMAND runs, its group gets
 SIGTERM, then SIGKILL after --grace. SIGINT, SIGTERM and SIGHUP sent to
 redlock are forwarded to the group; the lock is released once it exits.
 `,
-		flags: append(connHelp(flagNodeTimeout), flagTTL, flagWait, flagFencing, flagGrace),
+		flags: append(connHelp(flagNodeTimeout), flagTTL, flagWait, flagFencing, flagHolder, flagGrace),
 		exits: `  0      COMMAND exited 0
   1      lock not acquired (held elsewhere, or too many nodes failing)
   2      usage error: bad flag, value, name or command line; nothing was started
@@ -125,14 +150,58 @@ redlock are forwarded to the group; the lock is released once it exits.
 		name:  "status",
 		usage: "redlock status [flags] NAME",
 		title: "show each node's view of lock NAME",
-		about: `Show each node's view of lock NAME (holder, remaining TTL, fencing
-counter) and a verdict: "held by a quorum", "free", "split", or
-"unknown" when fewer than a quorum of nodes answered.
+		about: `Show each node's view of lock NAME: its state, who holds it (host,
+process id, the label given to run, since when), a fingerprint of the
+lock's value, the remaining TTL and the fencing counter; and a verdict:
+"held by a quorum" (with the holder whose value a quorum shares),
+"reserved for the next in line", "free", "split" (no value on a quorum),
+or "unknown" when fewer than a quorum of nodes answered. The value itself
+is never shown: it would let the reader release or extend the lock.
+Nodes that show the same fingerprint hold the same acquisition.
 `,
 		flags: append(connHelp(flagNodeTimeoutStatus), flagStatusJSON),
 		exits: `  0      a quorum of nodes answered; the verdict is printed
   2      usage error: bad flag, value, name or command line
   4      fewer than a quorum of nodes answered, or an unexpected error
+`,
+	}
+	checkCommand = subcommand{
+		name:  "check",
+		usage: "redlock check [flags]",
+		title: "check that every node keeps the deployment rules",
+		about: `Read every node's role, eviction policy and the rights of the user it
+logs in as (and persistence, with --fencing), each within 1s, and report
+per node. "unsafe": the node breaks a rule, and two holders can overlap
+(N1: a replica; N3: an eviction policy other than noeviction; N2, with
+--fencing: appendonly or appendfsync). "degraded": locks are safe, but
+the user may not publish on the release channels (waiters are woken
+late) or use the line of waiters (waiters are served in no order).
+"error": the node could not be read (down, or CONFIG disabled).
+`,
+		flags: append(connHelp(flagNodeTimeoutCheck), flagCheckFencing, flagStatusJSON),
+		exits: `  0      every node keeps the rules (degraded included: locks stay safe)
+  2      usage error: bad flag, value or command line
+  4      a node breaks a rule, or could not be checked
+`,
+	}
+	unlockCommand = subcommand{
+		name:  "unlock",
+		usage: "redlock unlock --force [--yes] [flags] NAME",
+		title: "break lock NAME under its holder: the operator's break-glass",
+		about: `Show who holds lock NAME on each node, as status does; then, with
+--yes, remove the lock on every node, whoever holds it. Where waiters
+are in line it passes to the first of them, elsewhere it is deleted and
+the release announced, so waiters retry at once. The fencing counter
+and the line of waiters are kept: tokens must never repeat. The holder
+is not told: it goes on believing it holds the lock until its deadline,
+and only fencing tokens checked by the resource stop it then.
+`,
+		flags: append(connHelp(flagNodeTimeoutUnlock), flagForce, flagYes),
+		exits: `  0      deleted: the lock was removed on at least one node
+  1      nothing was held: the nodes that answered had no lock
+  2      usage error, --force missing, or no --yes: nothing was deleted
+  4      fewer than a quorum of nodes answered and nothing was deleted, or
+         an unexpected error
 `,
 	}
 	demoCommand = subcommand{
@@ -162,11 +231,11 @@ with the same --seed on the same nodes at once.
          answering)
 `,
 	}
-	commands = []subcommand{runCommand, statusCommand, demoCommand}
+	commands = []subcommand{runCommand, statusCommand, checkCommand, unlockCommand, demoCommand}
 )
 
 // connHelp returns the lines of the connection flags, which run and status
-// share, ending with nodeTimeout, the command's --node-timeout line.
+// share with check and unlock, ending with nodeTimeout, the command's --node-timeout line.
 func connHelp(nodeTimeout string) []string {
 	return []string{flagAddrs, flagUser, flagPassword, flagPasswordFile, flagTLS, flagTLSCA, flagTLSCert,
 		flagTLSKey, flagTLSServerName, nodeTimeout}
@@ -186,19 +255,25 @@ func help() string {
 	for _, c := range commands {
 		b.WriteString(indent(c.about, fmt.Sprintf("%-8s", c.name), "        "))
 	}
-	b.WriteString("\nFLAGS (run and status)\n" + strings.Join(connHelp(flagNodeTimeout), "") +
-		"                         status waits max(10x this, 1s) for each node's answer\n")
-	b.WriteString("FLAGS (run)\n" + flagTTL + flagWait + flagFencing + flagGrace)
+	b.WriteString("\nFLAGS (run, status, check, unlock)\n" + strings.Join(connHelp(flagNodeTimeout), "") +
+		"                         status and unlock wait max(10x this, 1s) for each\n" +
+		"                         node's answer; check gives each node 1s\n")
+	b.WriteString("FLAGS (run)\n" + flagTTL + flagWait + flagFencing + flagHolder + flagGrace)
 	b.WriteString("FLAGS (status)\n" + flagStatusJSON)
+	b.WriteString("FLAGS (check)\n" + flagCheckFencing + flagStatusJSON)
+	b.WriteString("FLAGS (unlock)\n" + flagForce + flagYes)
 	b.WriteString("FLAGS (demo)\n" + strings.Join(demoCommand.flags, ""))
 	b.WriteString(durations)
 	b.WriteString(`
 EXIT CODES
-  0      ok (run: COMMAND exited 0)
-  1      run: lock not acquired (held elsewhere, or too many nodes failing)
+  0      ok (run: COMMAND exited 0; check: the rules are kept; unlock: deleted)
+  1      run: lock not acquired (held elsewhere, or too many nodes failing);
+         unlock: nothing was held
   2      usage error: bad flag, value, name or command line; nothing was started
+         (unlock: without --force or --yes nothing was deleted)
   3      run: lock lost while COMMAND ran; COMMAND was stopped
-  4      Redis or unexpected error; status: fewer than a quorum of nodes answered;
+  4      Redis or unexpected error; status, unlock: fewer than a quorum of nodes
+         answered; check: a node breaks a rule or could not be checked;
          demo: an overlapping hold or an accepted stale write was seen
   126    run: COMMAND could not be executed (nothing was locked)
   127    run: COMMAND not found (nothing was locked)

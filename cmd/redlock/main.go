@@ -1,8 +1,11 @@
 // Command redlock runs a command while holding a Redlock lock taken on N
-// independent Redis masters, and shows the state of a lock on those nodes.
+// independent Redis masters, shows who holds a lock on those nodes, checks
+// that the nodes keep the deployment rules, and breaks a stuck lock.
 //
 //	redlock run [flags] NAME -- COMMAND [ARGS...]
 //	redlock status [flags] NAME
+//	redlock check [flags]
+//	redlock unlock --force [--yes] [flags] NAME
 //	redlock demo [flags]
 //	redlock version
 //
@@ -22,6 +25,7 @@ import (
 const (
 	exitOK          = 0
 	exitNotAcquired = 1
+	exitNothingHeld = 1 // unlock --force: no node held the lock
 	exitUsage       = 2
 	exitLost        = 3
 	exitError       = 4
@@ -34,13 +38,17 @@ func main() { os.Exit(dispatch(os.Args[1:])) }
 // dispatch runs the command named by args[0] and returns the exit code.
 func dispatch(args []string) int {
 	if len(args) == 0 {
-		return usageErr("", "missing command: run, status, demo, help or version")
+		return usageErr("", "missing command: %s, help or version", commandNames())
 	}
 	switch args[0] {
 	case "run":
 		return runRun(args[1:])
 	case "status":
 		return runStatus(args[1:])
+	case "check":
+		return runCheck(args[1:])
+	case "unlock":
+		return runUnlock(args[1:])
 	case "demo":
 		return runDemo(args[1:])
 	case "help", "-h", "-help", "--help":
@@ -52,7 +60,7 @@ func dispatch(args []string) int {
 			printCommandHelp(args[1])
 			return exitOK
 		case len(args) == 2:
-			return usageErr("", "unknown command %q: want run, status or demo", args[1])
+			return usageErr("", "unknown command %q: want %s", args[1], commandNames())
 		}
 		return usageErr("", "unexpected argument %q after %s %s", args[2], args[0], args[1])
 	case "version", "-version", "--version":
@@ -62,7 +70,16 @@ func dispatch(args []string) int {
 		fmt.Println(versionLine(buildInfo()))
 		return exitOK
 	}
-	return usageErr("", "unknown command %q: want run, status, demo, help or version", args[0])
+	return usageErr("", "unknown command %q: want %s, help or version", args[0], commandNames())
+}
+
+// commandNames lists the commands for messages: "run, status, ... or demo".
+func commandNames() string {
+	names := make([]string, len(commands))
+	for i, c := range commands {
+		names[i] = c.name
+	}
+	return strings.Join(names, ", ")
 }
 
 // usageErr prints one line naming the bad input and returns exitUsage. One

@@ -26,6 +26,7 @@ type runOpts struct {
 	conn        connFlags
 	wait, grace time.Duration
 	fencing     bool
+	holder      string // --holder: the label recorded with the lock (M1)
 	name        string
 	command     []string // argv, as typed after "--"
 	path        string   // command[0] resolved on $PATH
@@ -84,9 +85,13 @@ func runFlagSet(o *runOpts) *flag.FlagSet {
 	fl := newFlagSet("run")
 	o.conn.register(fl)
 	o.conn.registerTTL(fl)
+	// One attempt by default, unlike flock or etcdctl lock: run is for a
+	// job that must run on one machine, such as a cron entry on every
+	// machine, which waiting would run once per machine (flagWait).
 	fl.DurationVar(&o.wait, "wait", 0, "")
 	fl.DurationVar(&o.grace, "grace", 5*time.Second, "")
 	fl.BoolVar(&o.fencing, "fencing", false, "")
+	fl.StringVar(&o.holder, "holder", "", "")
 	return fl
 }
 
@@ -130,7 +135,9 @@ func parseRun(args []string) (o *runOpts, code int, ok bool) {
 // (cancel): it then returns nil and 128+signal. On failure it prints one
 // line and returns nil and the exit code.
 func (o *runOpts) acquire(ctx context.Context, cancel context.CancelFunc, client *redlock.Client, sigc <-chan os.Signal, conns *connCheck) (*redlock.Lock, int) {
-	opts := []redlock.Option{redlock.WithAutoExtend()}
+	// --holder is checked with the first attempt, before anything is sent:
+	// a bad label is a usage error (ErrInvalidOption, below).
+	opts := []redlock.Option{redlock.WithAutoExtend(), redlock.WithHolder(o.holder)}
 	if o.fencing {
 		opts = append(opts, redlock.WithFencing())
 	}

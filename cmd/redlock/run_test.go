@@ -100,8 +100,9 @@ func TestRunLockLostStopsCommand(t *testing.T) {
 	t.Logf("stopped %v after the freeze: %s", time.Since(paused), r.stderr)
 }
 
-// --wait 0 makes one attempt: a held lock gives exit 1 at once, saying it
-// is held elsewhere, and the command never runs. --wait 1s waits that long.
+// --wait 0, the default, makes one attempt: a held lock gives exit 1 at
+// once, saying it is held elsewhere, and the command never runs. --wait 1s
+// waits that long.
 func TestRunNotAcquired(t *testing.T) {
 	t.Parallel()
 	c := redistest.New(t, 5)
@@ -116,6 +117,13 @@ func TestRunNotAcquired(t *testing.T) {
 	oneLineOf(t, "stderr", r.stderr)
 	if !strings.Contains(r.stderr, "held by another holder") {
 		t.Errorf("stderr %q; want the library's reason", r.stderr)
+	}
+
+	// Without --wait, the default is the same single attempt: run is for
+	// a job that must run on one machine (help.go, flagWait).
+	r = runBin(t, nil, "run", "--addrs", addrs(c), "--node-timeout", testNodeTimeout, "held", "--", "touch", marker)
+	if r.code != exitNotAcquired || !strings.Contains(r.stderr, "held by another holder") {
+		t.Fatalf("no --wait: exit %d, stderr %q; want %d, held elsewhere", r.code, r.stderr, exitNotAcquired)
 	}
 
 	r = runBin(t, nil, "run", "--addrs", addrs(c), "--node-timeout", testNodeTimeout, "--wait", "1s", "held", "--", "touch", marker)

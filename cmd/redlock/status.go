@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -19,39 +18,29 @@ import (
 	"github.com/quorumlock/quorumlock/redlock"
 )
 
-// Verdicts of status.
-const (
-	verdictHeld    = "held by a quorum" // one value on at least Q nodes
-	verdictFree    = "free"             // Q or more nodes answered, none has the key
-	verdictSplit   = "split"            // Q or more answered, some keys, no value on Q
-	verdictUnknown = "unknown"          // fewer than Q nodes answered (exit 4)
-)
-
-// statusScript reads the lock key's value, its PTTL and the fencing
-// counter in one atomic step, so that the holder and its TTL come from the
-// same instant, in one round trip.
-const statusScript = `return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[2])}`
-
 // nodeStatus is one node's view of the lock. Absent values are null in JSON.
+// It never holds the key's value: the library's read returns the holder
+// part and a fingerprint, never the secret (ALGORITHM.md M2), which would
+// let whoever reads the output release or extend the lock.
 type nodeStatus struct {
-	Addr      string  `json:"addr"`
-	Reachable bool    `json:"reachable"`
-	Error     *string `json:"error"`
-	// Holder is the first characters of the key's value: the full value
-	// would let whoever reads the output release or extend the lock.
-	Holder  *string `json:"holder"`
-	TTLms   *int64  `json:"ttl_ms"`  // PTTL; -1: the key has no expiry
-	Counter *int64  `json:"counter"` // fencing counter, null when none
-
-	value string // the full value, compared across nodes for the verdict
+	Addr        string          `json:"addr"`
+	Reachable   bool            `json:"reachable"`
+	Error       *string         `json:"error"`
+	State       *string         `json:"state"`       // free, held, held-no-holder, reserved, not-a-lock
+	Holder      *redlock.Holder `json:"holder"`      // host, pid, label, since: when state is held
+	Fingerprint *string         `json:"fingerprint"` // 8 hex digits of SHA-1 of the value: equal on nodes holding one acquisition
+	TTLms       *int64          `json:"ttl_ms"`      // PTTL; -1: the key has no expiry
+	Counter     *int64          `json:"counter"`     // fencing counter, null when none
 }
 
-// statusReport is what status prints.
+// statusReport is what status prints, and unlock --force before deleting.
 type statusReport struct {
-	Name    string       `json:"name"`
-	Nodes   []nodeStatus `json:"nodes"`
-	Verdict string       `json:"verdict"`
-	Quorum  int          `json:"quorum"`
+	Name        string          `json:"name"`
+	Nodes       []nodeStatus    `json:"nodes"`
+	Verdict     string          `json:"verdict"`
+	Quorum      int             `json:"quorum"`
+	Holder      *redlock.Holder `json:"holder"`      // the quorum's holder, or null
+	Fingerprint *string         `json:"fingerprint"` // the quorum's value, or null
 }
 
 // statusOpts is a parsed `redlock status` command line.
@@ -72,34 +61,21 @@ func statusFlagSet(o *statusOpts) *flag.FlagSet {
 func runStatus(args []string) int {
 	var o statusOpts
 	fl := statusFlagSet(&o)
-	cf := &o.conn
-	pos, command, dashdash, err := parseArgs(fl, args)
-	if errors.Is(err, flag.ErrHelp) {
-		printCommandHelp("status")
-		return exitOK
+	name, code, ok := parseNameCommand("status", fl, &o.conn, args)
+	if !ok {
+		return code
 	}
+	client, conns, done, code := o.conn.readClient("status")
+	if client == nil {
+		return code
+	}
+	defer done()
+	st, err := client.Holder(context.Background(), name)
 	if err != nil {
-		return usageErr("status", "%v", err)
+		errorf("lock %q: %s", name, libMsg(err))
+		return exitError
 	}
-	cf.resolveEnv(fl)
-	switch {
-	case len(pos) == 0:
-		return usageErr("status", "missing lock NAME: redlock status [flags] NAME")
-	case len(pos) > 1 || dashdash || len(command) > 0:
-		return usageErr("status", "unexpected arguments after NAME %q: status takes one NAME", pos[0])
-	}
-	if err := checkName(pos[0]); err != nil {
-		return usageErr("status", "%v", err)
-	}
-	pools, err := cf.openPools()
-	if err != nil {
-		return usageErr("status", "%v", err)
-	}
-	defer closePools(pools)
-
-	// A node is asked once, so it may take longer than a lock's node
-	// timeout; but a frozen node must not hang the command.
-	r := collect(context.Background(), pools, pos[0], max(10*cf.nodeTimeout, time.Second))
+	r := report(st, conns)
 	if o.json {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
@@ -107,104 +83,140 @@ func runStatus(args []string) int {
 	} else {
 		printTable(os.Stdout, r)
 	}
-	if r.Verdict == verdictUnknown {
+	if st.Verdict == redlock.VerdictUnknown {
 		return exitError
 	}
 	return exitOK
 }
 
-// collect asks every node in parallel, each within d, and judges the answers.
-func collect(ctx context.Context, pools []pool.Pool, name string, d time.Duration) statusReport {
-	r := statusReport{Name: name, Nodes: make([]nodeStatus, len(pools)), Quorum: len(pools)/2 + 1} // A5: Q from the configured N
-	var wg sync.WaitGroup
-	for i, p := range pools {
-		wg.Go(func() { r.Nodes[i] = queryNode(ctx, p, name, d) })
+// parseNameCommand parses the command line of a command that takes one
+// NAME and no command (status, unlock). On a bad one it prints one line and
+// returns ok false with the exit code (exitOK after --help).
+func parseNameCommand(cmd string, fl *flag.FlagSet, cf *connFlags, args []string) (name string, code int, ok bool) {
+	pos, command, dashdash, err := parseArgs(fl, args)
+	if errors.Is(err, flag.ErrHelp) {
+		printCommandHelp(cmd)
+		return "", exitOK, false
 	}
-	wg.Wait()
-	r.Verdict = verdict(r.Nodes, r.Quorum)
+	if err != nil {
+		return "", usageErr(cmd, "%v", err), false
+	}
+	cf.resolveEnv(fl)
+	switch {
+	case len(pos) == 0:
+		return "", usageErr(cmd, "missing lock NAME: redlock %s [flags] NAME", cmd), false
+	case len(pos) > 1 || dashdash || len(command) > 0:
+		return "", usageErr(cmd, "unexpected arguments after NAME %q: %s takes one NAME", pos[0], cmd), false
+	}
+	if err := checkName(pos[0]); err != nil {
+		return "", usageErr(cmd, "%v", err), false
+	}
+	return pos[0], exitOK, true
+}
+
+// readWait is how long status, unlock and check wait for one node's answer
+// with --node-timeout tau: a node is asked once, on a new connection, so
+// it may take longer than a lock's node timeout; but a frozen node must not
+// hang the command.
+func readWait(tau time.Duration) time.Duration { return max(10*tau, time.Second) }
+
+// readClient opens the pools and a library client whose node timeout is
+// readWait's, for the commands that take no lock, and starts opening a
+// connection to every node (connCheck: the reads then find them open, and
+// a node that cannot be connected to is reported with the reason, a TLS
+// handshake that timed out say, not as a node timeout). It returns nil and
+// the exit code after printing why when it cannot; done closes both.
+func (c *connFlags) readClient(cmd string, opts ...redlock.Option) (client *redlock.Client, conns *connCheck, done func(), code int) {
+	pools, err := c.openPools()
+	if err != nil {
+		return nil, nil, nil, usageErr(cmd, "%v", err)
+	}
+	d := readWait(c.nodeTimeout)
+	// The client takes no lock: its TTL only has to leave room for the
+	// node timeout, as New checks.
+	ttl := max(redlock.DefaultTTL, (10 * d).Round(time.Millisecond))
+	client, err = redlock.New(pools, append([]redlock.Option{redlock.WithNodeTimeout(d), redlock.WithTTL(ttl)}, opts...)...)
+	if err != nil {
+		closePools(pools)
+		if errors.Is(err, redlock.ErrInvalidOption) {
+			return nil, nil, nil, usageErr(cmd, "%s", libMsg(err))
+		}
+		errorf("%s", libMsg(err))
+		return nil, nil, nil, exitError
+	}
+	conns = checkConnections(pools)
+	return client, conns, func() { conns.wg.Wait(); client.Close(); closePools(pools) }, exitOK
+}
+
+// report turns the library's read into what status prints. A node that
+// timed out while its connection could not be opened is reported with the
+// connection's error.
+func report(st *redlock.HolderStatus, conns *connCheck) statusReport {
+	r := statusReport{Name: st.Name, Nodes: make([]nodeStatus, len(st.Nodes)), Verdict: string(st.Verdict), Quorum: st.Quorum, Holder: st.Holder}
+	if st.Fingerprint != "" {
+		r.Fingerprint = &st.Fingerprint
+	}
+	for i, n := range st.Nodes {
+		ns := &r.Nodes[i]
+		ns.Addr = n.Addr
+		if n.Err != nil {
+			msg := oneLine(n.Err.Error())
+			var ne *redlock.NodeError
+			if errors.As(n.Err, &ne) {
+				msg = oneLine(ne.Err.Error())
+			}
+			if cerr := conns.failed(n.Addr); cerr != nil && errors.Is(n.Err, redlock.ErrNodeTimeout) {
+				msg = oneLine("cannot connect: " + cerr.Error())
+			}
+			ns.Error = &msg
+			continue
+		}
+		ns.Reachable = true
+		state := string(n.State)
+		ns.State, ns.Holder = &state, n.Holder
+		if n.Fingerprint != "" {
+			fp := n.Fingerprint
+			ns.Fingerprint = &fp
+		}
+		if n.State != redlock.KeyFree {
+			ms := n.TTL.Milliseconds()
+			if n.TTL < 0 {
+				ms = -1
+			}
+			ns.TTLms = &ms
+		}
+		if n.Counter >= 0 {
+			ctr := n.Counter
+			ns.Counter = &ctr
+		}
+	}
 	return r
 }
 
-// queryNode reads one node's view of lock name: the connection bounded by
-// the dial timeout, then the round trip by d.
-func queryNode(ctx context.Context, p pool.Pool, name string, d time.Duration) nodeStatus {
-	ns := nodeStatus{Addr: p.Addr()}
-	reply, err := redis.Values(query(ctx, p, d, "EVAL", statusScript, 2, redlock.LockKey(name), redlock.CounterKey(name)))
-	if err == nil && len(reply) != 3 {
-		err = fmt.Errorf("unexpected reply %v", reply)
-	}
-	if err != nil {
-		msg := oneLine(err.Error())
-		ns.Error = &msg
-		return ns
-	}
-	ns.Reachable = true
-	if v, ok := reply[0].([]byte); ok {
-		ns.value = string(v)
-		short := shorten(ns.value)
-		ttl, _ := reply[1].(int64)
-		ns.Holder, ns.TTLms = &short, &ttl
-	}
-	if c, ok := reply[2].([]byte); ok {
-		if n, err := strconv.ParseInt(string(c), 10, 64); err == nil {
-			ns.Counter = &n
-		}
-	}
-	return ns
-}
+// since formats a holder's time: local, to the millisecond, with its offset.
+func since(t time.Time) string { return t.Local().Format("2006-01-02T15:04:05.000Z07:00") }
 
-// query runs one command on the node. Opening the connection is bounded by
-// the pool's dial timeout, whose error says what did not complete in time
-// (the TCP connect, a TLS handshake, AUTH), with a deadline past it as a
-// backstop; the round trip is bounded by d.
-func query(ctx context.Context, p pool.Pool, d time.Duration, cmd string, args ...any) (any, error) {
-	gctx, cancel := context.WithTimeout(ctx, 2*dialTimeout)
-	defer cancel()
-	c, err := p.Get(gctx)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	qctx, qcancel := context.WithTimeout(ctx, d)
-	defer qcancel()
-	return redis.DoContext(c, qctx, cmd, args...)
-}
-
-// verdict judges the nodes' answers against the quorum q.
-func verdict(nodes []nodeStatus, q int) string {
-	answered := 0
-	count := map[string]int{}
-	for _, n := range nodes {
-		if n.Reachable {
-			answered++
-			if n.value != "" {
-				count[n.value]++
-			}
-		}
-	}
-	for _, c := range count {
-		if c >= q {
-			return verdictHeld
-		}
-	}
+// holderText is the HOLDER column of a node.
+func holderText(n nodeStatus) string {
 	switch {
-	case answered < q:
-		return verdictUnknown
-	case len(count) == 0:
-		return verdictFree
+	case n.Holder != nil:
+		return n.Holder.String()
+	case n.State == nil:
+		return "-"
 	}
-	return verdictSplit
+	switch redlock.KeyState(*n.State) {
+	case redlock.KeyNoHolder:
+		return "(not recorded)"
+	case redlock.KeyReserved:
+		return "(next in line)"
+	case redlock.KeyOther:
+		return "(not a lock)"
+	}
+	return "-"
 }
 
-// shorten returns the first 8 characters of a holder value and "…".
-func shorten(v string) string {
-	if r := []rune(v); len(r) > 8 {
-		return string(r[:8]) + "…"
-	}
-	return v
-}
-
-// printTable prints the verdict, then one row per node.
+// printTable prints the verdict and the quorum's holder, then one row per
+// node.
 func printTable(w io.Writer, r statusReport) {
 	answered := 0
 	for _, n := range r.Nodes {
@@ -213,15 +225,21 @@ func printTable(w io.Writer, r statusReport) {
 		}
 	}
 	fmt.Fprintf(w, "lock %q: %s (%d of %d nodes answered, quorum %d)\n", r.Name, r.Verdict, answered, len(r.Nodes), r.Quorum)
+	if r.Holder != nil {
+		fmt.Fprintf(w, "holder: %s, since %s\n", r.Holder, since(r.Holder.Since))
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tREACHABLE\tHOLDER\tTTL\tCOUNTER\tERROR")
+	fmt.Fprintln(tw, "NODE\tSTATE\tHOLDER\tSINCE\tFINGERPRINT\tTTL\tCOUNTER\tERROR")
 	for _, n := range r.Nodes {
-		reachable, holder, ttl, counter, errText := "yes", "-", "-", "-", ""
-		if !n.Reachable {
-			reachable = "no"
+		state, when, fp, ttl, counter, errText := "unreachable", "-", "-", "-", "-", ""
+		if n.State != nil {
+			state = *n.State
 		}
 		if n.Holder != nil {
-			holder = *n.Holder
+			when = since(n.Holder.Since)
+		}
+		if n.Fingerprint != nil {
+			fp = *n.Fingerprint
 		}
 		if n.TTLms != nil {
 			ttl = (time.Duration(*n.TTLms) * time.Millisecond).String()
@@ -235,7 +253,37 @@ func printTable(w io.Writer, r statusReport) {
 		if n.Error != nil {
 			errText = *n.Error
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Addr, reachable, holder, ttl, counter, errText)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Addr, state, holderText(n), when, fp, ttl, counter, errText)
 	}
 	tw.Flush()
+}
+
+// query runs one command on the node. Opening the connection is bounded by
+// the pool's dial timeout, whose error says what did not complete in time
+// (the TCP connect, a TLS handshake, AUTH), with a deadline past it as a
+// backstop; the round trip is bounded by d. The demo reads your nodes with
+// it.
+func query(ctx context.Context, p pool.Pool, d time.Duration, cmd string, args ...any) (any, error) {
+	gctx, cancel := context.WithTimeout(ctx, 2*dialTimeout)
+	defer cancel()
+	c, err := p.Get(gctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	qctx, qcancel := context.WithTimeout(ctx, d)
+	defer qcancel()
+	return redis.DoContext(c, qctx, cmd, args...)
+}
+
+// failed returns why the connection to node addr could not be opened, or
+// nil; it waits for the dials still running (each within the dial timeout).
+func (cc *connCheck) failed(addr string) error {
+	if cc == nil {
+		return nil
+	}
+	cc.wg.Wait()
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.errs[addr]
 }

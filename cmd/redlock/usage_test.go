@@ -62,6 +62,13 @@ func TestBadInput(t *testing.T) {
 		{"status two names", nil, []string{"status", "--addrs", a, "x", "y"}, "", "unexpected arguments"},
 		{"status no addresses", nil, []string{"status", "x"}, "", "REDLOCK_ADDRS"},
 		{"status bad node timeout", nil, []string{"status", "--addrs", a, "--node-timeout", "-1s", "x"}, "", "--node-timeout -1s"},
+		{"bad holder", nil, []string{"run", "--addrs", a, "--holder", "tab\there", "b22", "--", "touch", "{{M}}"}, "b22", `invalid option: holder label "tab\there": holds a control character`},
+		{"long holder", nil, []string{"run", "--addrs", a, "--holder", strings.Repeat("h", 129), "b23", "--", "touch", "{{M}}"}, "b23", "holder label of 129 bytes"},
+		{"check with a name", nil, []string{"check", "--addrs", a, "x"}, "", `unexpected argument "x"`},
+		{"check no addresses", nil, []string{"check"}, "", "REDLOCK_ADDRS"},
+		{"unlock without --force", nil, []string{"unlock", "--addrs", a, "--yes", "b24"}, "b24", "needs --force"},
+		{"unlock no name", nil, []string{"unlock", "--addrs", a, "--force"}, "", "missing lock NAME"},
+		{"unlock two names", nil, []string{"unlock", "--addrs", a, "--force", "x", "y"}, "", "unexpected arguments"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -126,6 +133,8 @@ func commandFlags() map[string]*flag.FlagSet {
 	return map[string]*flag.FlagSet{
 		"run":    runFlagSet(&runOpts{}),
 		"status": statusFlagSet(&statusOpts{}),
+		"check":  checkFlagSet(&checkOpts{}),
+		"unlock": unlockFlagSet(&unlockOpts{}),
 		"demo":   demoFlagSet(&demoOpts{}),
 	}
 }
@@ -133,6 +142,8 @@ func commandFlags() map[string]*flag.FlagSet {
 var usageLines = map[string]string{
 	"run":    "redlock run [flags] NAME -- COMMAND [ARGS...]",
 	"status": "redlock status [flags] NAME",
+	"check":  "redlock check [flags]",
+	"unlock": "redlock unlock --force [--yes] [flags] NAME",
 	"demo":   "redlock demo [flags]",
 }
 
