@@ -69,7 +69,7 @@ func New(pools []pool.Pool, opts ...Option) (*Client, error) {
 	c.wait = newWaiters(pools)
 	c.nodes = make([]*pipe.Node, len(pools))
 	for i, p := range pools {
-		c.nodes[i] = pipe.NewNode(p, acquireSrc, releaseSrc, lineSrc, extendSrc, fenceSrc)
+		c.nodes[i] = pipe.NewNode(p, acquireSrc, releaseSrc, lineSrc, extendSrc, fenceSrc, electSrc)
 	}
 	return c, nil
 }
