@@ -10,7 +10,7 @@
 --   then announced on the channel named R (best-effort, as R5). Returns 1
 --   when R holds this leadership, 0 when not (L does not hold v, or R
 --   holds a higher term or another leadership of term t).
--- read: returns {term, value, pttl of L} when R names the lock L holds now
+-- read: returns {term, value} when R names the lock L holds now
 --   (its value's sha1hex is R's fp), an empty array otherwise. It writes
 --   nothing.
 if ARGV[1] == 'read' then
@@ -22,7 +22,7 @@ if ARGV[1] == 'read' then
   if not cur or redis.sha1hex(cur) ~= rec[2] then
     return {}
   end
-  return {rec[1], rec[3], redis.call('PTTL', KEYS[1])}
+  return {rec[1], rec[3]}
 end
 if redis.call('GET', KEYS[1]) ~= ARGV[2] then
   return 0

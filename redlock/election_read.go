@@ -81,7 +81,7 @@ func parseLeader(v any) (Leader, error) {
 		return Leader{}, fmt.Errorf("unexpected reply %T to the leader read", v)
 	case len(a) == 0:
 		return Leader{}, nil
-	case len(a) < 2:
+	case len(a) != 2:
 		return Leader{}, fmt.Errorf("unexpected reply of %d items to the leader read", len(a))
 	}
 	term, ok1 := a[0].([]byte)

@@ -117,7 +117,7 @@ func TestElectionOneLeaderAtATime(t *testing.T) {
 	}
 }
 
-// V7, V2: a resigning leader hands over to the candidate waiting in line,
+// V7, V2, V3: a resigning leader hands over to the candidate waiting in line,
 // whose term is greater; Leader then reports it.
 func TestElectionResignHandsOver(t *testing.T) {
 	c := redistest.New(t, 3)
@@ -127,7 +127,11 @@ func TestElectionResignHandsOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaderIs(t, a, redlock.Leader{Value: "a", Token: la.Token()})
+	// V3: Campaign returned once a quorum holds the record: Leader reports
+	// it at once, with no waiting.
+	if got, err := a.Leader(t.Context()); err != nil || got != (redlock.Leader{Value: "a", Token: la.Token()}) {
+		t.Fatalf("Leader right after Campaign = %+v, %v; want a, term %d", got, err, la.Token())
+	}
 	got := campaign(t.Context(), b, "b")
 	inLine(t, c, redlock.ElectionPrefix+"handover", 1)
 	if err := la.Unlock(t.Context()); err != nil {

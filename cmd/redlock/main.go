@@ -3,6 +3,7 @@
 //
 //	redlock run [flags] NAME -- COMMAND [ARGS...]
 //	redlock status [flags] NAME
+//	redlock leader [flags] NAME
 //	redlock demo [flags]
 //	redlock version
 //
@@ -34,13 +35,15 @@ func main() { os.Exit(dispatch(os.Args[1:])) }
 // dispatch runs the command named by args[0] and returns the exit code.
 func dispatch(args []string) int {
 	if len(args) == 0 {
-		return usageErr("", "missing command: run, status, demo, help or version")
+		return usageErr("", "missing command: run, status, leader, demo, help or version")
 	}
 	switch args[0] {
 	case "run":
 		return runRun(args[1:])
 	case "status":
 		return runStatus(args[1:])
+	case "leader":
+		return runLeader(args[1:])
 	case "demo":
 		return runDemo(args[1:])
 	case "help", "-h", "-help", "--help":
@@ -52,7 +55,7 @@ func dispatch(args []string) int {
 			printCommandHelp(args[1])
 			return exitOK
 		case len(args) == 2:
-			return usageErr("", "unknown command %q: want run, status or demo", args[1])
+			return usageErr("", "unknown command %q: want run, status, leader or demo", args[1])
 		}
 		return usageErr("", "unexpected argument %q after %s %s", args[2], args[0], args[1])
 	case "version", "-version", "--version":
@@ -62,7 +65,7 @@ func dispatch(args []string) int {
 		fmt.Println(versionLine(buildInfo()))
 		return exitOK
 	}
-	return usageErr("", "unknown command %q: want run, status, demo, help or version", args[0])
+	return usageErr("", "unknown command %q: want run, status, leader, demo, help or version", args[0])
 }
 
 // usageErr prints one line naming the bad input and returns exitUsage. One

@@ -126,6 +126,7 @@ func commandFlags() map[string]*flag.FlagSet {
 	return map[string]*flag.FlagSet{
 		"run":    runFlagSet(&runOpts{}),
 		"status": statusFlagSet(&statusOpts{}),
+		"leader": leaderFlagSet(&leaderOpts{}),
 		"demo":   demoFlagSet(&demoOpts{}),
 	}
 }
@@ -133,6 +134,7 @@ func commandFlags() map[string]*flag.FlagSet {
 var usageLines = map[string]string{
 	"run":    "redlock run [flags] NAME -- COMMAND [ARGS...]",
 	"status": "redlock status [flags] NAME",
+	"leader": "redlock leader [flags] NAME",
 	"demo":   "redlock demo [flags]",
 }
 
