@@ -235,7 +235,8 @@ func mergeResults(path, classic, section string) error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	oldClassic, oldSection := string(old), ""
+	rest, election := cutElection(string(old)) // the election suite's section stays, last
+	oldClassic, oldSection := rest, ""
 	if i := strings.Index(oldClassic, instBegin); i >= 0 {
 		oldClassic, oldSection = oldClassic[:i], oldClassic[i:]
 		if j := strings.Index(oldSection, instEnd); j >= 0 {
@@ -254,6 +255,9 @@ func mergeResults(path, classic, section string) error {
 	content := strings.TrimRight(classic, "\n") + "\n"
 	if section != "" {
 		content += "\n" + section
+	}
+	if election != "" {
+		content = strings.TrimRight(content, "\n") + "\n\n" + election
 	}
 	return os.WriteFile(path, []byte(content), 0o644)
 }

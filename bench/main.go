@@ -12,6 +12,11 @@
 // and a wait distribution chart.
 //
 //	go run . -suite instances -rounds 3
+//
+// The election suite (election.go) measures the failover time of an
+// Election: after the leader is killed, and after it resigns.
+//
+//	go run . -suite election -rounds 2
 package main
 
 import (
@@ -35,7 +40,7 @@ func main() {
 	out := flag.String("out", "RESULTS.md", "where to write the results (each suite rewrites only its own part)")
 	chart := flag.String("chart", "latency.png", "where to write the latency chart")
 	cdf := flag.String("cdf", "wait-cdf.png", "where the instances suite writes its wait distribution chart")
-	suite := flag.String("suite", "classic", "classic: the in-process figures; instances: contention across processes; all: both")
+	suite := flag.String("suite", "classic", "classic: the in-process figures; instances: contention across processes; election: failover times; all: all three")
 	quick := flag.Bool("quick", false, "short durations (a smoke run, not figures to publish)")
 	flag.Parse()
 	var err error
@@ -44,12 +49,17 @@ func main() {
 		err = run(*rounds, *out, *chart, *quick)
 	case "instances":
 		err = runInstancesSuite(*rounds, *out, *cdf, *quick)
+	case "election":
+		err = runElectionSuite(*rounds, *out, *quick)
 	case "all":
 		if err = run(*rounds, *out, *chart, *quick); err == nil {
 			err = runInstancesSuite(*rounds, *out, *cdf, *quick)
 		}
+		if err == nil {
+			err = runElectionSuite(*rounds, *out, *quick)
+		}
 	default:
-		err = fmt.Errorf("-suite %q: want classic, instances or all", *suite)
+		err = fmt.Errorf("-suite %q: want classic, instances, election or all", *suite)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -75,7 +75,7 @@ func New(pools []pool.Pool, opts ...Option) (*Client, error) {
 			addr := p.Addr()
 			h.Reconnect = func(err error) { c.reconnected(addr, err) }
 		}
-		c.nodes[i] = pipe.NewNodeWithHooks(p, h, acquireSrc, releaseSrc, lineSrc, extendSrc, fenceSrc)
+		c.nodes[i] = pipe.NewNodeWithHooks(p, h, acquireSrc, releaseSrc, lineSrc, extendSrc, fenceSrc, electSrc)
 	}
 	return c, nil
 }

@@ -70,6 +70,20 @@
 // operator's break-glass: it removes the lock whoever holds it, and the
 // holder is not told (M3).
 //
+// # Leader election
+//
+// An Election (Client.Election) is a lock with a published holder: the
+// leadership of election NAME is the lock "election:NAME", which Campaign
+// takes with fencing and auto-extension, waiting in line until its context
+// ends; the term is the fencing token, so every later leader has a greater
+// one (ALGORITHM.md V1, V2). The new leader writes its value and term on
+// the nodes next to the lock's key, only where the key holds its lock
+// value, and Campaign returns once a quorum holds them (V3). Leader reports
+// what a quorum of nodes reports, each node only while the key still holds
+// the value the record names (V4), and never an older term than it already
+// returned (V5); Observe follows the changes in term order without ever
+// waiting for its receiver (V6).
+//
 // # What is guaranteed
 //
 // While at most N-Q nodes are crashed, frozen, cut off or slow, and clocks

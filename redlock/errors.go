@@ -285,3 +285,70 @@ func (e *QuorumError) Unwrap() []error {
 	}
 	return errs
 }
+
+// ErrNoLeader is returned by Election.Leader when no leadership is reported
+// by a quorum of the nodes (ALGORITHM.md V4): nobody leads, a hand-over is
+// in progress, too many nodes failed to tell, or the quorum reported a term
+// older than one this Election already returned (V5). The error is a
+// *NoLeaderError that says which.
+var ErrNoLeader = errors.New("redlock: no leader")
+
+// NoLeaderError is why Election.Leader reports no leader. It wraps
+// ErrNoLeader, the per-node failures (each a *NodeError with the node's
+// address) and, when the caller's context ended the call, the context's
+// error, so errors.Is(err, context.Canceled) holds too.
+type NoLeaderError struct {
+	Election  string // the election's name
+	N, Quorum int    // configured nodes and agreeing answers needed
+
+	// Agreeing is how many nodes reported the leadership most of them
+	// reported (0 when none reported any); Empty how many reported that
+	// nobody leads there; Failed how many failed or were silent.
+	Agreeing, Empty, Failed int
+
+	// Older is set when a quorum reported this term, older than one this
+	// Election already returned (V5): an answer that would go back in time
+	// is not given.
+	Older uint64
+
+	// Nodes holds the *NodeError of each node that failed, or is nil.
+	Nodes *multierror.Error
+
+	ctxErr error
+}
+
+func (e *NoLeaderError) Error() string {
+	var b strings.Builder
+	b.WriteString("redlock: election " + quoteName(e.Election) + " has no leader: ")
+	switch {
+	case e.ctxErr != nil:
+		b.WriteString("context ended: " + e.ctxErr.Error())
+	case e.Older > 0:
+		fmt.Fprintf(&b, "a quorum reports term %d, older than a term already reported", e.Older)
+	case e.Failed >= e.N-e.Quorum+1:
+		b.WriteString("too many nodes failing")
+	case e.Empty >= e.Quorum:
+		b.WriteString("nobody leads")
+	default:
+		b.WriteString("no leadership held by a quorum")
+	}
+	fmt.Fprintf(&b, " (%d agreeing, %d empty, %d failed of %d nodes, need %d)", e.Agreeing, e.Empty, e.Failed, e.N, e.Quorum)
+	if e.Nodes != nil && len(e.Nodes.Errors) > 0 {
+		b.WriteString(": ")
+		b.WriteString(nodeErrorFormat(e.Nodes.Errors))
+	}
+	return b.String()
+}
+
+// Unwrap returns ErrNoLeader, the caller's context error and the per-node
+// errors.
+func (e *NoLeaderError) Unwrap() []error {
+	errs := []error{ErrNoLeader}
+	if e.ctxErr != nil {
+		errs = append(errs, e.ctxErr)
+	}
+	if e.Nodes != nil {
+		errs = append(errs, e.Nodes)
+	}
+	return errs
+}

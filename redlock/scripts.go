@@ -27,6 +27,8 @@ var (
 	//go:embed force.lua
 	forceBody string
 	forceSrc  = lineHeadSrc + forceBody // EVAL too: break-glass, rare
+	//go:embed elect.lua
+	electSrc string
 
 	// The scripts run by EVALSHA, falling back to EVAL (which loads them)
 	// when a node answers NOSCRIPT, so a warm node costs one round trip.
@@ -35,6 +37,7 @@ var (
 	lineScript    = redis.NewScript(3, lineSrc)
 	extendScript  = redis.NewScript(1, extendSrc)
 	fenceScript   = redis.NewScript(2, fenceSrc)
+	electScript   = redis.NewScript(2, electSrc)
 )
 
 // The scripts' hashes as EVALSHA arguments, converted once.
@@ -44,6 +47,7 @@ var (
 	lineHash    any = lineScript.Hash()
 	extendHash  any = extendScript.Hash()
 	fenceHash   any = fenceScript.Hash()
+	electHash   any = electScript.Hash()
 )
 
 // releasedSuffix names the channel a release publishes on: LockKey(name) +

@@ -20,11 +20,16 @@
 #                  not a reliable mutant: plain first attempts still take
 #                  the key between lapsed reservations, and it was caught in
 #                  only some runs, by droughts just over the limit.)
+#   leader-any-node  Leader answers from the first node that reports a live
+#                  leadership instead of a quorum (V4): a node that missed a
+#                  hand-over (frozen, cut off) reports the deposed leader
+#                  until its key expires. Run against the election
+#                  workload, it must fail on stale Leader answers.
 # CHAOS_MUTANTS (default: all of them) runs only the mutants it names.
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 dur=${CHAOS_DURATION:-20s}
-mutants=${CHAOS_MUTANTS:-plain-del minority-Q errors-grant extend-shortens reservation-never-lapses}
+mutants=${CHAOS_MUTANTS:-plain-del minority-Q errors-grant extend-shortens reservation-never-lapses leader-any-node}
 mutate() {
   case "$1" in
     plain-del)   printf "return redis.call('DEL', KEYS[1])\n" > redlock/release.lua ;;
@@ -34,6 +39,7 @@ mutate() {
       sed -i "s|redis.call('PEXPIRE', KEYS\[1\], ARGV\[2\], 'GT')|redis.call('PEXPIRE', KEYS[1], ARGV[2])|" redlock/extend.lua
       perl -0pi -e 's/\tif newUntil\.Before\(until\) \{\n\t\tnewUntil = until\n\t\}\n//; s/\tif err := ctx\.Err\(\); err != nil \{ \/\/ E6[^\n]*\n[^\n]*\n\t\}\n//' redlock/lock.go ;;
     reservation-never-lapses) sed -i "s|redis.pcall('SET', lock, '~r:' .. h, 'PX', reserve_ms)|redis.pcall('SET', lock, '~r:' .. h)|" redlock/line_head.lua ;;
+    leader-any-node) sed -i 's|r.bestN >= r.q|r.bestN >= 1|g' redlock/election_read.go ;;
   esac
 }
 # test_for prints the chaos test a mutant runs against, and what its failure
@@ -41,6 +47,7 @@ mutate() {
 test_for() {
   case "$1" in
     reservation-never-lapses) echo 'TestChaosProcessTierContention$' 'no acquisition for [0-9]+ms while clients waited|waited their whole budget' ;;
+    leader-any-node) echo 'TestChaosProcessTierElection$' 'Leader answers older than a leadership begun before the read' ;;
     plain-del|minority-Q|errors-grant|extend-shortens) echo 'TestChaosProcessTier$' 'violations' ;;
     *) echo "chaos-broken: unknown mutant $1" >&2; exit 1 ;;
   esac

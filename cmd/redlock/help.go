@@ -99,6 +99,16 @@ const (
 	flagYes = `  --yes                  delete; without it, unlock only shows what it would
                          delete, and exits 2
 `
+	flagLeaderNodeTimeout = `  --node-timeout DUR     deadline of one request to one node (default 50ms);
+                         leader asks again for up to max(10x this, 1s) while
+                         nodes fail or a hand-over is under way
+`
+	flagLeaderJSON = `  --json                 print each answer as one JSON object:
+                         {"election","leader","value","term"}
+`
+	flagWatch = `  --watch                follow the election: the current leader, then one
+                         line per change, until interrupted
+`
 	flagDemoAddrs = `  --addrs HOST:PORT,...  your Redis masters, comma-separated (default
                          $REDLOCK_ADDRS, unless --nodes is given); an odd number
 `
@@ -204,6 +214,24 @@ and only fencing tokens checked by the resource stop it then.
          an unexpected error
 `,
 	}
+	leaderCommand = subcommand{
+		name:  "leader",
+		usage: "redlock leader [flags] NAME",
+		title: "show the current leader of election NAME",
+		about: `Print the current leader of election NAME, as a quorum of the nodes
+reports it: 'leader "VALUE" term T', or 'no leader'. Leaders are elected
+with the library's Election.Campaign; the term is the leader's fencing
+token and grows with every new leader. With --watch, print the current
+leader, then one line per change (a new leader, or 'no leader'), until
+SIGINT or SIGTERM; terms only ever grow.
+`,
+		flags: append(connHelp(flagLeaderNodeTimeout), flagLeaderJSON, flagWatch),
+		exits: `  0      a leader is printed (--watch: interrupted)
+  1      no leader: a quorum of nodes says nobody leads, or none agrees on one
+  2      usage error: bad flag, value, name or command line
+  4      too many nodes failing to tell, or an unexpected error
+`,
+	}
 	demoCommand = subcommand{
 		name:  "demo",
 		usage: "redlock demo [flags]",
@@ -231,7 +259,7 @@ with the same --seed on the same nodes at once.
          answering)
 `,
 	}
-	commands = []subcommand{runCommand, statusCommand, checkCommand, unlockCommand, demoCommand}
+	commands = []subcommand{runCommand, statusCommand, checkCommand, unlockCommand, leaderCommand, demoCommand}
 )
 
 // connHelp returns the lines of the connection flags, which run and status

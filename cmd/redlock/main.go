@@ -6,6 +6,7 @@
 //	redlock status [flags] NAME
 //	redlock check [flags]
 //	redlock unlock --force [--yes] [flags] NAME
+//	redlock leader [flags] NAME
 //	redlock demo [flags]
 //	redlock version
 //
@@ -49,6 +50,8 @@ func dispatch(args []string) int {
 		return runCheck(args[1:])
 	case "unlock":
 		return runUnlock(args[1:])
+	case "leader":
+		return runLeader(args[1:])
 	case "demo":
 		return runDemo(args[1:])
 	case "help", "-h", "-help", "--help":

@@ -135,6 +135,7 @@ func commandFlags() map[string]*flag.FlagSet {
 		"status": statusFlagSet(&statusOpts{}),
 		"check":  checkFlagSet(&checkOpts{}),
 		"unlock": unlockFlagSet(&unlockOpts{}),
+		"leader": leaderFlagSet(&leaderOpts{}),
 		"demo":   demoFlagSet(&demoOpts{}),
 	}
 }
@@ -144,6 +145,7 @@ var usageLines = map[string]string{
 	"status": "redlock status [flags] NAME",
 	"check":  "redlock check [flags]",
 	"unlock": "redlock unlock --force [--yes] [flags] NAME",
+	"leader": "redlock leader [flags] NAME",
 	"demo":   "redlock demo [flags]",
 }
 

@@ -11,31 +11,32 @@ import (
 
 // Summary is what a run did and what the checkers found.
 type Summary struct {
-	Tier             string         `json:"tier"`
-	Seed             uint64         `json:"seed"`
-	Seconds          float64        `json:"seconds"`
-	Nodes            int            `json:"nodes"`
-	Workers          int            `json:"workers"`
-	Names            int            `json:"names"`
-	InModel          bool           `json:"in_model"`
-	Acquisitions     int            `json:"acquisitions"`
-	FailedCalls      int            `json:"failed_calls"`
-	Faults           map[string]int `json:"faults"`
-	Overlaps         int            `json:"overlaps"`
-	StaleAccepted    int            `json:"stale_writes_accepted"`
-	StaleRejected    int            `json:"stale_writes_rejected"`
-	WritesAccepted   int            `json:"writes_accepted"`
-	TokenRegressions int            `json:"token_regressions"`
-	TokenRepeats     int            `json:"token_repeats"`
-	LateCalls        int            `json:"late_calls"`
-	LongestDroughtMs int64          `json:"longest_drought_ms"` // contention runs: while clients waited
-	MajorityDownMs   int64          `json:"majority_down_ms"`
-	GrantedNoQuorum  int            `json:"granted_while_majority_down"`
-	LockP50Ms        float64        `json:"lock_p50_ms"`
-	LockP99Ms        float64        `json:"lock_p99_ms"`
-	FaultErrors      []string       `json:"fault_errors,omitempty"`
-	Fairness         *Fairness      `json:"fairness,omitempty"` // the contention workload's
-	Violations       []string       `json:"violations"`
+	Tier             string          `json:"tier"`
+	Seed             uint64          `json:"seed"`
+	Seconds          float64         `json:"seconds"`
+	Nodes            int             `json:"nodes"`
+	Workers          int             `json:"workers"`
+	Names            int             `json:"names"`
+	InModel          bool            `json:"in_model"`
+	Acquisitions     int             `json:"acquisitions"`
+	FailedCalls      int             `json:"failed_calls"`
+	Faults           map[string]int  `json:"faults"`
+	Overlaps         int             `json:"overlaps"`
+	StaleAccepted    int             `json:"stale_writes_accepted"`
+	StaleRejected    int             `json:"stale_writes_rejected"`
+	WritesAccepted   int             `json:"writes_accepted"`
+	TokenRegressions int             `json:"token_regressions"`
+	TokenRepeats     int             `json:"token_repeats"`
+	LateCalls        int             `json:"late_calls"`
+	LongestDroughtMs int64           `json:"longest_drought_ms"` // contention runs: while clients waited
+	MajorityDownMs   int64           `json:"majority_down_ms"`
+	GrantedNoQuorum  int             `json:"granted_while_majority_down"`
+	LockP50Ms        float64         `json:"lock_p50_ms"`
+	LockP99Ms        float64         `json:"lock_p99_ms"`
+	FaultErrors      []string        `json:"fault_errors,omitempty"`
+	Fairness         *Fairness       `json:"fairness,omitempty"` // the contention workload's
+	Election         *ElectionReport `json:"election,omitempty"` // the election workload's
+	Violations       []string        `json:"violations"`
 }
 
 // Limits are what an in-model run must stay within.
