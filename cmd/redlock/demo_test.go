@@ -110,6 +110,10 @@ func TestDemoBadInput(t *testing.T) {
 		{[]string{"REDLOCK_ADDRS=127.0.0.1:1,,127.0.0.1:2"}, []string{"demo"}, "empty address at position 2 in REDLOCK_ADDRS"},
 		{[]string{"REDLOCK_ADDRS=127.0.0.1:1"}, []string{"demo", "--addrs", "localhost"}, `bad address "localhost" in --addrs`},
 		{nil, []string{"demo", "--addrs", "127.0.0.1:1", "--nodes", "3"}, "--addrs and --nodes"},
+		// The demo's proxies speak plain TCP with no AUTH: a node it cannot
+		// reach as given is refused by name, its password hidden.
+		{nil, []string{"demo", "--addrs", "rediss://127.0.0.1:1"}, `address "rediss://127.0.0.1:1" in --addrs: the demo reaches nodes in plain TCP`},
+		{[]string{"REDLOCK_ADDRS=redis://ops:s3cret@127.0.0.1:1"}, []string{"demo"}, `address "redis://ops:xxxxx@127.0.0.1:1" in REDLOCK_ADDRS`},
 		// --nodes asks for local nodes: $REDLOCK_ADDRS is not read.
 		{[]string{"REDLOCK_ADDRS=127.0.0.1:1,,x"}, []string{"demo", "--nodes", "16"}, "--nodes 16: must be between 1 and 15"},
 	} {

@@ -73,7 +73,10 @@ func (c *connFlags) nodeList() ([]node, error) {
 	return list, nil
 }
 
-// addrList returns the HOST:PORT of each node of nodeList.
+// addrList returns the HOST:PORT of each node of nodeList, for the demo,
+// which reaches the nodes through its own plain TCP proxies with no
+// password: a URL asking for TLS, a user or a database is refused by name
+// rather than failing later with an obscure connection error.
 func (c *connFlags) addrList() ([]string, error) {
 	nodes, err := c.nodeList()
 	if err != nil {
@@ -81,6 +84,10 @@ func (c *connFlags) addrList() ([]string, error) {
 	}
 	addrs := make([]string, len(nodes))
 	for i, n := range nodes {
+		if u := n.url; u != nil && (u.TLS || u.Username != "" || u.DB > 0 || n.shown != n.raw) {
+			return nil, fmt.Errorf("address %q in %s: the demo reaches nodes in plain TCP with no user, password or database; give it nodes it can reach that way, or none (--nodes starts local ones)",
+				n.shown, cmp.Or(c.addrsFrom, "--addrs"))
+		}
 		addrs[i] = n.addr
 	}
 	return addrs, nil
