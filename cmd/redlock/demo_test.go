@@ -127,6 +127,9 @@ func TestDemoBadInput(t *testing.T) {
 			t.Errorf("%v %v: stderr %q; want %q", tc.env, tc.args, r.stderr, tc.want)
 		}
 		checkFlagSpelling(t, r.stderr)
+		if strings.Contains(r.stderr, "s3cret") {
+			t.Errorf("%v %v: stderr %q shows the password", tc.env, tc.args, r.stderr)
+		}
 	}
 }
 
