@@ -185,6 +185,10 @@ func splitHostPort(hostport string, afterAt bool) (string, int, *hostPortError) 
 		}
 	} else if i := strings.LastIndexByte(hostport, ':'); i >= 0 {
 		if strings.Count(hostport, ":") > 1 {
+			if !afterAt && net.ParseIP(hostport) == nil {
+				// Perhaps "USER:PASS:WORD" typed without its "@": not quoted.
+				return "", 0, &hostPortError{"host", "more than one colon: an IPv6 address goes in brackets: [::1]:6379"}
+			}
 			return "", 0, &hostPortError{"host", fmt.Sprintf("%q: an IPv6 address goes in brackets: [::1]:6379", hostport)}
 		}
 		host, port = hostport[:i], hostport[i+1:]
@@ -218,8 +222,10 @@ func splitHostPort(hostport string, afterAt bool) (string, int, *hostPortError) 
 // messages and logs: everything between the first ":" of the user part and
 // its last "@". It works on strings that do not parse, and on "host:port"
 // strings holding a stray "user:password@": when unsure it hides more, never
-// less. A URL without "@" whose port is not a number, which may be a
-// password typed without its "@", has its port hidden too.
+// less. A URL without "@" whose port is not a number (or has no host
+// before it, or that holds more colons than a port, not being an IPv6
+// address), which may be a password typed without its "@", has everything
+// from that colon on hidden: such a password may hold "/", "?" or "#".
 func RedactURL(rawURL string) string {
 	prefix, rest := "", rawURL
 	if i := strings.Index(rawURL, "://"); i >= 0 {
@@ -240,13 +246,20 @@ func RedactURL(rawURL string) string {
 	if c < 0 || c < strings.LastIndexByte(hostport, ']') {
 		return rawURL
 	}
-	if port := hostport[c+1:]; strings.Trim(port, "0123456789") != "" {
-		if strings.Count(hostport, ":") > 1 && !strings.HasPrefix(hostport, "[") {
+	if !strings.HasPrefix(hostport, "[") && strings.Count(hostport, ":") > 1 {
+		if net.ParseIP(hostport) != nil {
 			return rawURL // a bare IPv6 address: its groups are hexadecimal
 		}
-		return prefix + hostport[:c+1] + "xxxxx" + rest[end:]
+		// Not an address: "USER:PASS:WORD" typed without its "@", the
+		// password starting after the first colon.
+		c = strings.IndexByte(hostport, ':')
+	} else if port := hostport[c+1:]; c > 0 && strings.Trim(port, "0123456789") == "" {
+		return rawURL // HOST:PORT
 	}
-	return rawURL
+	// A password typed without its "@" (a port that is not a number, or a
+	// number with no host before it): it runs to the end of the string,
+	// as it may hold "/", "?" or "#".
+	return prefix + hostport[:c+1] + "xxxxx"
 }
 
 // FromURL returns a Pool of connections to the node rawURL names (see URL

@@ -92,6 +92,13 @@ func TestParseURLErrors(t *testing.T) {
 		// message nor the URL it shows may quote it.
 		{"redis://u:" + secret, "port", "not a number"},
 		{"redis://u:" + secret + "/0", "port", "not a number"},
+		// ... and so may nothing after it, up to the end, when the
+		// password holds a ":", "/", "?" or "#".
+		{"redis://u:pa:" + secret, "host", "in brackets"},
+		{"redis://:pa:" + secret, "host", "in brackets"},
+		{"redis://u:pa/" + secret, "port", "not a number"},
+		{"redis://u:pa?" + secret, "port", "not a number"},
+		{"redis://u:pa#" + secret, "port", "not a number"},
 	} {
 		_, err := pool.ParseURL(tc.raw)
 		var ue *pool.URLError
@@ -122,7 +129,12 @@ func TestRedactURL(t *testing.T) {
 		"u:" + secret + "@h:6379":          "u:xxxxx@h:6379",
 		"redis:/u:" + secret + "@h":        "redis:xxxxx@h",
 		"redis://u:" + secret:              "redis://u:xxxxx",
-		"redis://u:" + secret + "/0?x=1":   "redis://u:xxxxx/0?x=1",
+		"redis://u:" + secret + "/0?x=1":   "redis://u:xxxxx",
+		"redis://u:pa/" + secret:           "redis://u:xxxxx",
+		"redis://u:pa:" + secret:           "redis://u:xxxxx",
+		"u:pa:" + secret:                   "u:xxxxx",
+		"redis://:2718281828":              "redis://:xxxxx",
+		"redis://::1/0":                    "redis://::1/0",
 		"redis://[::1]:6379":               "redis://[::1]:6379",
 		"redis://[::1]":                    "redis://[::1]",
 		"::1":                              "::1",

@@ -16,7 +16,8 @@ import (
 // leaderRead is one read of the leader record on every node (elect.lua
 // read), decided by quorum as the replies arrive (V4): a leadership is
 // reported once Q nodes report the same term and value; the read fails
-// once no leadership can reach Q any more.
+// once Q nodes say nobody leads, or once neither a leadership nor "nobody
+// leads" can reach Q any more.
 type leaderRead struct {
 	e    *Election
 	q, n int
@@ -65,9 +66,12 @@ func (r *leaderRead) Reply(i int, v any, err error) {
 			r.best, r.bestN = l, r.counts[l]
 		}
 	}
-	// Decided at Q agreeing reports, or once no leadership can reach Q:
-	// the best so far plus every node still silent falls short.
-	if r.bestN >= r.q || r.bestN+r.pending < r.q {
+	// Decided at Q agreeing reports, at Q saying nobody leads, or once
+	// neither can reach Q: the best so far, or the empty answers, plus
+	// every node still silent fall short. A failed node and one empty
+	// answer must not decide before the other live nodes answered: their
+	// empty answers make the quorum that says nobody leads (Observe, V6).
+	if r.bestN >= r.q || r.empty >= r.q || (r.bestN+r.pending < r.q && r.empty+r.pending < r.q) {
 		r.decided = true
 		close(r.done)
 	}

@@ -460,3 +460,40 @@ func TestCampaignEndsWithItsContext(t *testing.T) {
 	}
 	inLine(t, c, redlock.ElectionPrefix+"ctx-end", 0)
 }
+
+// V6: with a minority of the nodes down, Observe still tells that nobody
+// leads once a quorum of the live nodes says so: the read that judges it
+// must not be decided by a failed node's answer and one empty answer
+// before the other live node has answered.
+func TestObserveNobodyLeadsWithANodeDown(t *testing.T) {
+	c := redistest.New(t, 3)
+	const name = "observed-node-down"
+	if err := c.Nodes()[0].Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_, watcher := candidate(t, c, name)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	ch := watcher.Observe(ctx)
+	_, e := candidate(t, c, name)
+	l, err := e.Campaign(t.Context(), "leader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := redlock.Leader{Value: "leader", Token: l.Token()}
+	timeout := time.After(10 * time.Second)
+	for seen := false; ; {
+		select {
+		case got := <-ch:
+			switch {
+			case got == want && !seen:
+				seen = true
+				l.Unlock(t.Context())
+			case got == redlock.Leader{} && seen:
+				return
+			}
+		case <-timeout:
+			t.Fatalf("with one node of three down: the leader seen %v, nobody leading not observed within 10s of the resignation", l.Err() != nil)
+		}
+	}
+}

@@ -186,6 +186,9 @@ func TestConfigUsageErrors(t *testing.T) {
 		want string
 	}{
 		{"empty address beside a password", []string{"REDLOCK_ADDRS=redis://u:" + lockerPW + "@h:1,,redis://:" + lockerPW + "@h:2"}, nil, `empty address at position 2 in REDLOCK_ADDRS "redis://u:xxxxx@h:1,,redis://:xxxxx@h:2"`},
+		// A "," left unescaped in a password splits the URL: its tail is an
+		// entry of its own, HOST:PORT with a stray "@", hidden as such.
+		{"empty address beside a password split at its comma", []string{"REDLOCK_ADDRS=,redis://:pa," + lockerPW + "@h:1"}, nil, `empty address at position 1 in REDLOCK_ADDRS ",redis://:xxxxx,xxxxx@h:1"`},
 		{"bad port in a URL", nil, []string{"--addrs", "redis://u:" + lockerPW + "@h:70000"}, `bad address in --addrs: invalid URL "redis://u:xxxxx@h:70000": port: 70000: want 1 to 65535`},
 		{"bad db in a URL", []string{"REDLOCK_ADDRS=" + node + ",rediss://u:" + lockerPW + "@h/zero"}, nil, `bad address in REDLOCK_ADDRS: invalid URL "rediss://u:xxxxx@h/zero": db: "zero"`},
 		{"bad scheme", nil, []string{"--addrs", "http://u:" + lockerPW + "@h:1"}, `scheme: "http": want redis or rediss`},

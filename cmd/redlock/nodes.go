@@ -36,7 +36,7 @@ func (c *connFlags) nodeList() ([]node, error) {
 	entries := strings.Split(c.addrs, ",")
 	shown := make([]string, len(entries))
 	for i, a := range entries {
-		shown[i] = pool.RedactURL(strings.TrimSpace(a))
+		shown[i] = shownAddr(strings.TrimSpace(a))
 	}
 	var list []node
 	for i, a := range entries {
@@ -52,10 +52,8 @@ func (c *connFlags) nodeList() ([]node, error) {
 			}
 			n.url, n.addr = u, u.Addr
 		case strings.Contains(a, "@"):
-			// Not a URL, so not redacted as one: hide all of the user part.
-			_, host, _ := strings.Cut(a, "@")
 			return nil, fmt.Errorf("bad address %q in %s: HOST:PORT holds no user or password; use redis://USER@HOST:PORT with %s or --password-file",
-				"xxxxx@"+host, from, envPassword)
+				n.shown, from, envPassword)
 		default:
 			if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
 				return nil, fmt.Errorf("bad address %q in %s: want HOST:PORT or a redis:// or rediss:// URL", n.shown, from)
@@ -71,6 +69,18 @@ func (c *connFlags) nodeList() ([]node, error) {
 		list = append(list, n)
 	}
 	return list, nil
+}
+
+// shownAddr is an entry of the addresses as messages show it: a URL
+// without its password; HOST:PORT holding an "@" (not a URL, so not
+// redacted as one: a user part typed there, or the tail of a URL's
+// password cut at an unescaped ",") with all of it up to the last "@"
+// hidden.
+func shownAddr(a string) string {
+	if at := strings.LastIndex(a, "@"); at >= 0 && !strings.Contains(a, "://") {
+		return "xxxxx" + a[at:]
+	}
+	return pool.RedactURL(a)
 }
 
 // addrList returns the HOST:PORT of each node of nodeList, for the demo,
