@@ -51,6 +51,9 @@ func (h *Holder) String() string {
 // with "l" only when a label was given. holderHead returns everything up
 // to the time, which is the same for every acquisition of the process:
 // New builds it once.
+// base32Alphabet is rand.Text's: RFC 4648 base32.
+const base32Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
 func holderHead() string {
 	host, _ := os.Hostname()
 	b := []byte(` {"h":`)
@@ -65,9 +68,16 @@ func holderHead() string {
 // attempt's wall-clock time and cfg's label. The scripts compare whole
 // values, so the holder part changes nothing in how values are used.
 func (c *Client) value(cfg *config) string {
-	secret := rand.Text()
-	b := make([]byte, 0, len(secret)+len(c.holder)+24+len(cfg.holder)*2)
-	b = append(b, secret...)
+	// The secret as rand.Text makes it (26 base32 characters, 130 bits),
+	// built in place: this runs on every attempt, and rand.Text would cost
+	// two allocations more.
+	var secret [26]byte
+	rand.Read(secret[:])
+	for i, r := range secret {
+		secret[i] = base32Alphabet[r%32]
+	}
+	var buf [256]byte // on the stack: the string below is the one allocation
+	b := append(buf[:0], secret[:]...)
 	b = append(b, c.holder...)
 	b = strconv.AppendInt(b, c.clock.Now().UnixMilli(), 10)
 	if cfg.holder != "" {
