@@ -49,6 +49,9 @@ const (
 `
 	flagFencing = `  --fencing              take a fencing token; COMMAND sees it as REDLOCK_TOKEN
 `
+	flagPermits = `  --permits K            hold one of K permits of semaphore NAME instead of
+                         lock NAME: at most K commands run at once (default 1)
+`
 	flagGrace = `  --grace DUR            SIGTERM to SIGKILL delay when the lock is lost (default 5s)
 `
 	flagStatusJSON = `  --json                 print one JSON object instead of a table
@@ -84,8 +87,10 @@ stdin/stdout/stderr inherited; it sees REDLOCK_NAME, and REDLOCK_TOKEN
 with --fencing. If the lock is lost while COMMAND runs, its group gets
 SIGTERM, then SIGKILL after --grace. SIGINT, SIGTERM and SIGHUP sent to
 redlock are forwarded to the group; the lock is released once it exits.
+With --permits K, NAME is a semaphore: up to K commands hold it at once,
+each with one of its K permits, and waiters are served in order.
 `,
-		flags: []string{flagAddrs, flagPassword, flagTLS, flagNodeTimeout, flagTTL, flagWait, flagFencing, flagGrace},
+		flags: []string{flagAddrs, flagPassword, flagTLS, flagNodeTimeout, flagTTL, flagWait, flagFencing, flagPermits, flagGrace},
 		exits: `  0      COMMAND exited 0
   1      lock not acquired (held elsewhere, or too many nodes failing)
   2      usage error: bad flag, value, name or command line; nothing was started
@@ -157,7 +162,7 @@ func help() string {
 	}
 	b.WriteString("\nFLAGS (run and status)\n" + flagAddrs + flagPassword + flagTLS + flagNodeTimeout +
 		"                         status waits max(10x this, 1s) for each node's answer\n")
-	b.WriteString("FLAGS (run)\n" + flagTTL + flagWait + flagFencing + flagGrace)
+	b.WriteString("FLAGS (run)\n" + flagTTL + flagWait + flagFencing + flagPermits + flagGrace)
 	b.WriteString("FLAGS (status)\n" + flagStatusJSON)
 	b.WriteString("FLAGS (demo)\n" + strings.Join(demoCommand.flags, ""))
 	b.WriteString(durations)
