@@ -16,17 +16,18 @@
 --   waiter as ahead). SET slot v PX ttl, INCR C when fencing (F1, S5).
 --   Returns {slot, 1 or the counter} when granted, 0 when not.
 -- release: ARGV[2] value v, ARGV[3] the only slot to look at (-1: all),
---   ARGV[4] a slot to keep (-1: none), ARGV[5] reservation ms; optionally
---   ARGV[6] a waiter id, ARGV[7] its ticket, ARGV[8] entry lifetime in ms:
---   its entry takes that ticket first (L7). Every slot holding v (but the
---   kept one) passes to the next in line, or is deleted (R1, A8). Returns 1
---   when a slot held v, 0 when none did (R3).
+--   ARGV[4] a slot to keep (-1: none), ARGV[5] reservation ms, '0' for
+--   none; optionally ARGV[6] a waiter id, ARGV[7] its ticket, ARGV[8] entry
+--   lifetime in ms: its entry takes that ticket first (L7). Every slot
+--   holding v (but the kept one) passes to the next in line (a permit's
+--   Unlock, R1), or with '0' is deleted (an attempt's give-back, A8, S2).
+--   Returns 1 when a slot held v, 0 when none did (R3).
 -- leave: ARGV[2] waiter id, ARGV[3] reservation ms, ARGV[4] the value v of
 --   its last attempt ('' for none), ARGV[5] the slot it keeps (-1: none);
 --   optionally ARGV[6] the id of its successor (L9), ARGV[7] that one's
 --   ticket, ARGV[8] entry lifetime in ms. The entry is removed (and the
---   successor's put in); its reservations and the slots holding v but the
---   kept one pass to the next in line (L4). Returns 1.
+--   successor's put in); its reservations pass to the next in line (L4),
+--   and the slots holding v but the kept one are deleted (S2). Returns 1.
 local line = KEYS[1]
 local K = #KEYS - 2
 local function slot(i)
@@ -75,7 +76,11 @@ if op == 'release' then
   for i = 1, K do
     if (only == 0 or only == i) and redis.call('GET', slot(i)) == ARGV[2] then
       found = 1
-      if i ~= keep then
+      if i == keep then
+        found = 1
+      elseif ARGV[5] == '0' then
+        redis.call('DEL', slot(i))
+      else
         pass(i, ARGV[5], '')
       end
     end
@@ -94,8 +99,10 @@ if op == 'leave' then
   local keep = tonumber(ARGV[5]) + 1
   for i = 1, K do
     local x = redis.call('GET', slot(i))
-    if x == '~r:' .. id or (ARGV[4] ~= '' and x == ARGV[4] and i ~= keep) then
+    if x == '~r:' .. id then
       pass(i, ARGV[3], id)
+    elseif ARGV[4] ~= '' and x == ARGV[4] and i ~= keep then
+      redis.call('DEL', slot(i))
     end
   end
   return 1

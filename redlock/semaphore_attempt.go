@@ -95,14 +95,16 @@ func (a *acquisition) attempt(ctx context.Context, cfg *config, w *waiter) (*Loc
 		if w != nil {
 			s.leave(w, tau, value, won) // L4: out of the line, in the same request
 		} else {
-			s.giveBack(r, s.script("release", value, -1, won, reserve), tau, r.won)
+			s.giveBack(r, s.script("release", value, -1, won, "0"), tau, r.won)
 		}
 		return s.permit(value, won, token, cfg, t1, until), nil
 	}
 	a.prefer = won
-	// A8: given back wherever it may have been written; the slots pass to
-	// the first in line (this waiter, if it is first).
-	undo := s.script("release", value, -1, -1, reserve)
+	// A8: given back wherever it may have been written, and deleted, not
+	// reserved: grants split between slots differ from node to node, and
+	// reservations made from them would keep the nodes apart (S2). The free
+	// slots go to the first waiters in line (S4).
+	undo := s.script("release", value, -1, -1, "0")
 	if w != nil {
 		// L7: a turn that failed with no node held by anyone else, and not
 		// merely split between slots, means that this waiter is what the

@@ -20,11 +20,17 @@
 #                  not a reliable mutant: plain first attempts still take
 #                  the key between lapsed reservations, and it was caught in
 #                  only some runs, by droughts just over the limit.)
+#   per-node-count  the semaphore's obvious construction (S1): a permit is
+#                  Q grants whatever slot each node granted, so each node
+#                  only counts its holders against K; the grants of other
+#                  slots are kept, and Unlock releases the value in any
+#                  slot. Run against the semaphore workload, it must fail
+#                  with more holders at once than permits.
 # CHAOS_MUTANTS (default: all of them) runs only the mutants it names.
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 dur=${CHAOS_DURATION:-20s}
-mutants=${CHAOS_MUTANTS:-plain-del minority-Q errors-grant extend-shortens reservation-never-lapses}
+mutants=${CHAOS_MUTANTS:-plain-del minority-Q errors-grant extend-shortens reservation-never-lapses per-node-count}
 mutate() {
   case "$1" in
     plain-del)   printf "return redis.call('DEL', KEYS[1])\n" > redlock/release.lua ;;
@@ -34,6 +40,9 @@ mutate() {
       sed -i "s|redis.call('PEXPIRE', KEYS\[1\], ARGV\[2\], 'GT')|redis.call('PEXPIRE', KEYS[1], ARGV[2])|" redlock/extend.lua
       perl -0pi -e 's/\tif newUntil\.Before\(until\) \{\n\t\tnewUntil = until\n\t\}\n//; s/\tif err := ctx\.Err\(\); err != nil \{ \/\/ E6[^\n]*\n[^\n]*\n\t\}\n//' redlock/lock.go ;;
     reservation-never-lapses) sed -i "s|redis.pcall('SET', lock, '~r:' .. h, 'PX', reserve_ms)|redis.pcall('SET', lock, '~r:' .. h)|" redlock/line_head.lua ;;
+    per-node-count)
+      sed -i 's/return r.picks.Decided(r.tally)/return r.tally.Decided()/; s/return r.ctxErr == nil && r.picks.Succeeded(r.tally)/return r.ctxErr == nil \&\& r.tally.Succeeded()/; s/return s.res == quorum.Granted && (!r.choose || s.choice == r.picks.Best)/return s.res == quorum.Granted/' redlock/round.go
+      sed -i 's|s.leave(w, tau, value, won)|s.leave(w, tau, "", -1)|; s|s.script("release", value, slot, -1,|s.script("release", value, -1, -1,|' redlock/semaphore_attempt.go ;;
   esac
 }
 # test_for prints the chaos test a mutant runs against, and what its failure
@@ -42,6 +51,7 @@ test_for() {
   case "$1" in
     reservation-never-lapses) echo 'TestChaosProcessTierContention$' 'no acquisition for [0-9]+ms while clients waited|waited their whole budget' ;;
     plain-del|minority-Q|errors-grant|extend-shortens) echo 'TestChaosProcessTier$' 'violations' ;;
+    per-node-count) echo 'TestChaosProcessTierSemaphore$' 'holders at once with [0-9]+ permits' ;;
     *) echo "chaos-broken: unknown mutant $1" >&2; exit 1 ;;
   esac
 }
