@@ -3,7 +3,7 @@ GO ?= go
 SHELL := /bin/bash
 PKGS := ./...
 
-.PHONY: test check redis bench bench-instances bench-go cover
+.PHONY: test check redis bench bench-instances bench-semaphore bench-go cover
 
 ## test: install redis-server if needed, check formatting and vet, run every test with -race
 test: redis check
@@ -29,6 +29,11 @@ bench: redis
 ## bsm/redislock and rueidislock (BENCH_ROUNDS, default 3); writes its section of bench/RESULTS.md and bench/wait-cdf.png
 bench-instances: redis
 	cd bench && $(GO) run . -suite instances -rounds $${BENCH_ROUNDS:-3}
+
+## bench-semaphore: K=4 permits of one semaphore across 16 instances (separate processes), the lock beside it
+## (BENCH_ROUNDS, default 3); writes bench/SEMAPHORE.md
+bench-semaphore: redis
+	cd bench && $(GO) run . -suite semaphore -rounds $${BENCH_ROUNDS:-3}
 
 ## bench-go: the Go benchmarks (ns, allocs and bytes per op), 5 runs each
 bench-go: redis

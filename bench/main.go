@@ -12,6 +12,11 @@
 // and a wait distribution chart.
 //
 //	go run . -suite instances -rounds 3
+//
+// The semaphore suite (semaphore.go) runs 16 such instances on the four
+// permits of one semaphore, and writes SEMAPHORE.md.
+//
+//	go run . -suite semaphore -rounds 3
 package main
 
 import (
@@ -35,7 +40,8 @@ func main() {
 	out := flag.String("out", "RESULTS.md", "where to write the results (each suite rewrites only its own part)")
 	chart := flag.String("chart", "latency.png", "where to write the latency chart")
 	cdf := flag.String("cdf", "wait-cdf.png", "where the instances suite writes its wait distribution chart")
-	suite := flag.String("suite", "classic", "classic: the in-process figures; instances: contention across processes; all: both")
+	suite := flag.String("suite", "classic", "classic: the in-process figures; instances: contention across processes; all: both; semaphore: K=4 permits across 16 processes")
+	semOut := flag.String("semout", "SEMAPHORE.md", "where the semaphore suite writes its results")
 	quick := flag.Bool("quick", false, "short durations (a smoke run, not figures to publish)")
 	flag.Parse()
 	var err error
@@ -44,12 +50,14 @@ func main() {
 		err = run(*rounds, *out, *chart, *quick)
 	case "instances":
 		err = runInstancesSuite(*rounds, *out, *cdf, *quick)
+	case "semaphore":
+		err = runSemaphoreSuite(*rounds, *semOut, *quick)
 	case "all":
 		if err = run(*rounds, *out, *chart, *quick); err == nil {
 			err = runInstancesSuite(*rounds, *out, *cdf, *quick)
 		}
 	default:
-		err = fmt.Errorf("-suite %q: want classic, instances or all", *suite)
+		err = fmt.Errorf("-suite %q: want classic, instances, all or semaphore", *suite)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
