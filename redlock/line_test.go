@@ -60,9 +60,15 @@ func inLineAt(t *testing.T, c *redistest.Cluster, key string, want int) map[stri
 
 // waitForLock runs Lock in the background and reports on the channel.
 func waitForLock(ctx context.Context, cl *redlock.Client, name string) <-chan *redlock.Lock {
+	return inBackground(func() (*redlock.Lock, error) { return cl.Lock(ctx, name) })
+}
+
+// inBackground runs take in a goroutine and reports its lock on the
+// channel (nil when it failed).
+func inBackground(take func() (*redlock.Lock, error)) <-chan *redlock.Lock {
 	got := make(chan *redlock.Lock, 1)
 	go func() {
-		l, err := cl.Lock(ctx, name)
+		l, err := take()
 		if err != nil {
 			l = nil
 		}

@@ -64,14 +64,17 @@ local function pass(i, reserve_ms, skip)
   end
   redis.call('DEL', slot(i))
 end
+-- enter_from puts waiter ARGV[i] in line with ticket ARGV[i+1] for
+-- ARGV[i+2] ms, when the caller passed one.
+local function enter_from(i)
+  local now = ARGV[i] and now_ms()
+  if now then
+    enter(line, ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), now)
+  end
+end
 local op = ARGV[1]
 if op == 'release' then
-  if ARGV[6] then
-    local now = now_ms()
-    if now then
-      enter(line, ARGV[6], ARGV[7], tonumber(ARGV[8]), now)
-    end
-  end
+  enter_from(6)
   local only, keep, found = tonumber(ARGV[3]) + 1, tonumber(ARGV[4]) + 1, 0
   for i = 1, K do
     if (only == 0 or only == i) and redis.call('GET', slot(i)) == ARGV[2] then
@@ -90,12 +93,7 @@ end
 if op == 'leave' then
   local id = ARGV[2]
   redis.pcall('HDEL', line, id)
-  if ARGV[6] then
-    local now = now_ms()
-    if now then
-      enter(line, ARGV[6], ARGV[7], tonumber(ARGV[8]), now)
-    end
-  end
+  enter_from(6)
   local keep = tonumber(ARGV[5]) + 1
   for i = 1, K do
     local x = redis.call('GET', slot(i))

@@ -166,6 +166,19 @@ func TestSemaphoreScriptPicksSlots(t *testing.T) {
 			t.Fatalf("slot 2 after wB left with nobody in line = %q, want deleted", got)
 		}
 	})
+	t.Run("a give-back deletes, reserving for nobody", func(t *testing.T) {
+		x := fresh("pick-giveback", 2)
+		x.set(1, "other")
+		x.run("take", "wA", "x", 60000, 1, 60000, "0", -1, 60000) // takes slot 0
+		x.set(0, "stray")
+		x.run("take", "wB", "x", 60000, 2, 60000, "0", -1, 60000) // refused: in line
+		if got := x.run("release", "stray", -1, -1, "0"); got != int64(1) {
+			t.Fatalf("give-back = %v, want 1", got)
+		}
+		if got := x.get(0); got != "" {
+			t.Fatalf("slot 0 after a give-back with wB in line = %q, want deleted", got)
+		}
+	})
 	t.Run("taking the preferred slot passes the reservation on", func(t *testing.T) {
 		x := fresh("pick-prefer", 2)
 		x.run("take", "wA", "x", 60000, 1, 60000, "0", -1, 60000) // takes slot 0

@@ -14,15 +14,7 @@ import (
 // waitForPermit runs Acquire in the background and reports on the channel
 // (nil when Acquire failed).
 func waitForPermit(ctx context.Context, s *redlock.Semaphore) <-chan *redlock.Lock {
-	got := make(chan *redlock.Lock, 1)
-	go func() {
-		l, err := s.Acquire(ctx)
-		if err != nil {
-			l = nil
-		}
-		got <- l
-	}()
-	return got
+	return inBackground(func() (*redlock.Lock, error) { return s.Acquire(ctx) })
 }
 
 // S4, S3: waiters of separate clients (as separate service instances) get

@@ -14,7 +14,7 @@ func TestChoicesDecideOnOneSlot(t *testing.T) {
 			for s := range k {
 				results = append(results, s)
 			}
-			for _, seq := range sequences(n, results) {
+			for _, seq := range outcomes(n, results) {
 				tally, ch := NewTally(n), NewChoices()
 				counts := map[int]int{}
 				decidedAt := -1
@@ -58,19 +58,4 @@ func TestChoicesDecideOnOneSlot(t *testing.T) {
 			}
 		}
 	}
-}
-
-// sequences enumerates every assignment of values to n nodes.
-func sequences(n int, values []int) [][]int {
-	all := [][]int{{}}
-	for range n {
-		var next [][]int
-		for _, prefix := range all {
-			for _, v := range values {
-				next = append(next, append(append([]int(nil), prefix...), v))
-			}
-		}
-		all = next
-	}
-	return all
 }
