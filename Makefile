@@ -64,6 +64,6 @@ demo: redis
 chaos: redis docker-image
 	CHAOS_DURATION=$${CHAOS_DURATION:-3m} $(GO) test -count=1 -timeout 0 -tags docker -run 'TestChaos(Process|Docker)Tier' -v ./internal/chaos/ | grep -E '^(chaos|\{|---|ok|FAIL|PASS)|violations'; exit $${PIPESTATUS[0]}
 
-## chaos-broken: the chaos suite must fail on deliberately broken builds (plain DEL, minority quorum, errors as grants)
+## chaos-broken: the chaos suite must fail on deliberately broken builds (plain DEL, minority quorum, errors as grants, ..., a semaphore counting holders per node)
 chaos-broken: redis
 	@bash testdata/chaos-broken.sh
