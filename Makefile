@@ -3,7 +3,7 @@ GO ?= go
 SHELL := /bin/bash
 PKGS := ./...
 
-.PHONY: test check redis bench bench-instances bench-go cover
+.PHONY: test check redis bench bench-instances bench-semaphore bench-go cover
 
 ## test: install redis-server if needed, check formatting and vet, run every test with -race
 test: redis check
@@ -31,6 +31,11 @@ bench: redis
 ## bsm/redislock and rueidislock (BENCH_ROUNDS, default 3); writes its section of bench/RESULTS.md and bench/wait-cdf.png
 bench-instances: redis
 	cd bench && $(GO) run . -suite instances -rounds $${BENCH_ROUNDS:-3}
+
+## bench-semaphore: K=4 permits of one semaphore across 16 instances (separate processes), the lock beside it
+## (BENCH_ROUNDS, default 3); writes bench/SEMAPHORE.md
+bench-semaphore: redis
+	cd bench && $(GO) run . -suite semaphore -rounds $${BENCH_ROUNDS:-3}
 
 ## bench-go: the Go benchmarks (ns, allocs and bytes per op), 5 runs each
 bench-go: redis
@@ -61,6 +66,6 @@ demo: redis
 chaos: redis docker-image
 	CHAOS_DURATION=$${CHAOS_DURATION:-3m} $(GO) test -count=1 -timeout 0 -tags docker -run 'TestChaos(Process|Docker)Tier' -v ./internal/chaos/ | grep -E '^(chaos|\{|---|ok|FAIL|PASS)|violations'; exit $${PIPESTATUS[0]}
 
-## chaos-broken: the chaos suite must fail on deliberately broken builds (plain DEL, minority quorum, errors as grants)
+## chaos-broken: the chaos suite must fail on deliberately broken builds (plain DEL, minority quorum, errors as grants, ..., a semaphore counting holders per node)
 chaos-broken: redis
 	@bash testdata/chaos-broken.sh

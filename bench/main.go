@@ -17,6 +17,11 @@
 // Election: after the leader is killed, and after it resigns.
 //
 //	go run . -suite election -rounds 2
+//
+// The semaphore suite (semaphore.go) runs 16 such instances on the four
+// permits of one semaphore, and writes SEMAPHORE.md.
+//
+//	go run . -suite semaphore -rounds 3
 package main
 
 import (
@@ -40,7 +45,8 @@ func main() {
 	out := flag.String("out", "RESULTS.md", "where to write the results (each suite rewrites only its own part)")
 	chart := flag.String("chart", "latency.png", "where to write the latency chart")
 	cdf := flag.String("cdf", "wait-cdf.png", "where the instances suite writes its wait distribution chart")
-	suite := flag.String("suite", "classic", "classic: the in-process figures; instances: contention across processes; election: failover times; all: all three")
+	suite := flag.String("suite", "classic", "classic: the in-process figures; instances: contention across processes; election: failover times; all: those three; semaphore: K=4 permits across 16 processes")
+	semOut := flag.String("semout", "SEMAPHORE.md", "where the semaphore suite writes its results")
 	quick := flag.Bool("quick", false, "short durations (a smoke run, not figures to publish)")
 	flag.Parse()
 	var err error
@@ -51,6 +57,8 @@ func main() {
 		err = runInstancesSuite(*rounds, *out, *cdf, *quick)
 	case "election":
 		err = runElectionSuite(*rounds, *out, *quick)
+	case "semaphore":
+		err = runSemaphoreSuite(*rounds, *semOut, *quick)
 	case "all":
 		if err = run(*rounds, *out, *chart, *quick); err == nil {
 			err = runInstancesSuite(*rounds, *out, *cdf, *quick)
@@ -59,7 +67,7 @@ func main() {
 			err = runElectionSuite(*rounds, *out, *quick)
 		}
 	default:
-		err = fmt.Errorf("-suite %q: want classic, instances, election or all", *suite)
+		err = fmt.Errorf("-suite %q: want classic, instances, election, all or semaphore", *suite)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -26,6 +26,7 @@ type workerConfig struct {
 	Hold     time.Duration `json:"hold"`
 	Pause    time.Duration `json:"pause"`
 	Duration time.Duration `json:"duration"`
+	Permits  int           `json:"permits,omitempty"` // > 0: a permit of quorumlock's semaphore (semaphore.go)
 }
 
 // workerResult is what a worker writes on its stdout at the end. Times are
@@ -60,7 +61,7 @@ func workerMain() error {
 	}
 	var l waitLocker
 	for range 10 { // rueidis dials in its constructor: a loaded machine can time it out
-		if l, err = newWaitLocker(cfg.Lib, cfg.Addrs); err == nil {
+		if l, err = newLocker(cfg); err == nil {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -25,6 +25,7 @@ type Client struct {
 	nodes     []*pipe.Node  // one pipelined connection per node
 	wait      *waiters      // wakes Lock callers on release
 	local     queue         // this client's waiters per name: the first stands in the line (L9)
+	sems      queue         // the same for its semaphores' waiters (S4)
 	ext       extensions    // auto-extension of held locks
 	closing   chan struct{} // closed when Close starts
 	cfg       config
@@ -75,7 +76,7 @@ func New(pools []pool.Pool, opts ...Option) (*Client, error) {
 			addr := p.Addr()
 			h.Reconnect = func(err error) { c.reconnected(addr, err) }
 		}
-		c.nodes[i] = pipe.NewNodeWithHooks(p, h, acquireSrc, releaseSrc, lineSrc, extendSrc, fenceSrc, electSrc)
+		c.nodes[i] = pipe.NewNodeWithHooks(p, h, acquireSrc, releaseSrc, lineSrc, extendSrc, fenceSrc, electSrc, semSrc)
 	}
 	return c, nil
 }
@@ -153,13 +154,34 @@ func (c *Client) Lock(ctx context.Context, name string, opts ...Option) (*Lock, 
 		return nil, err
 	}
 	if c.observed() {
-		return c.observeLock(ctx, name, &cfg)
+		return c.observeLock(ctx, name, &cfg, mutex{c, name})
 	}
-	return c.lock(ctx, name, &cfg)
+	return c.contend(ctx, mutex{c, name}, &cfg)
 }
 
-// lock is Lock once its options are validated.
-func (c *Client) lock(ctx context.Context, name string, cfg *config) (*Lock, error) {
+// contender is what Lock and Semaphore.Acquire wait for: a lock name, or a
+// semaphore's permits (S4).
+type contender interface {
+	// attempt is one acquisition, through the line when w is set.
+	attempt(ctx context.Context, cfg *config, w *waiter) (*Lock, error)
+	// join puts the caller in the line (L1, L9).
+	join() *waiter
+}
+
+// mutex is a lock name as Lock contends for it.
+type mutex struct {
+	c    *Client
+	name string
+}
+
+func (m mutex) attempt(ctx context.Context, cfg *config, w *waiter) (*Lock, error) {
+	return m.c.attempt(ctx, m.name, cfg, w)
+}
+
+func (m mutex) join() *waiter { return m.c.join(m.name) }
+
+// contend makes Lock's attempts for k: retries (A9), the line (L1-L9).
+func (c *Client) contend(ctx context.Context, k contender, cfg *config) (*Lock, error) {
 	var (
 		qe *QuorumError // the last attempt's failure
 		w  *waiter      // this caller's place in line, once it waits
@@ -171,30 +193,30 @@ func (c *Client) lock(ctx context.Context, name string, cfg *config) (*Lock, err
 	}()
 	for attempt := 1; ; attempt++ {
 		if w.turn() {
-			l, err := c.attempt(ctx, name, cfg, w)
+			l, err := k.attempt(ctx, cfg, w)
 			if err == nil {
 				return l, nil
 			}
 			var last *QuorumError
 			if !errors.As(err, &last) {
-				return nil, c.gaveUp(name, w, cfg, err)
+				return nil, c.gaveUp(w, cfg, err)
 			}
 			qe = last.after(qe)
 		}
 		qe.Attempts = attempt
 		if attempt >= cfg.tries || qe.ctxErr != nil || errors.Is(qe, ErrClosed) {
-			return nil, c.gaveUp(name, w, cfg, qe)
+			return nil, c.gaveUp(w, cfg, qe)
 		}
 		join := w == nil && qe.Refused > 0
 		if join { // held elsewhere: wait in line
-			w = c.join(name)
+			w = k.join()
 		}
 		// Joining, the first attempt in line is made at once (when it is
 		// this waiter's turn among the client's own): it enters the line on
 		// every node.
-		if l, err := c.pauseFor(ctx, name, cfg, attempt, w, qe, join); l != nil || err != nil {
+		if l, err := c.pauseFor(ctx, k, cfg, attempt, w, qe, join); l != nil || err != nil {
 			if err != nil {
-				return nil, c.gaveUp(name, w, cfg, err)
+				return nil, c.gaveUp(w, cfg, err)
 			}
 			return l, nil
 		}
@@ -202,13 +224,13 @@ func (c *Client) lock(ctx context.Context, name string, cfg *config) (*Lock, err
 }
 
 // gaveUp takes a waiter that gives up out of the line (L4) and returns err.
-func (c *Client) gaveUp(name string, w *waiter, cfg *config, err error) error {
+func (c *Client) gaveUp(w *waiter, cfg *config, err error) error {
 	if w != nil {
 		// Out of the client's queue first: from now on no leave of the
 		// waiter before it names this one as its successor (L9).
-		c.local.leave(name, w)
+		w.out()
 		if w.entered.Load() {
-			c.leave(name, w, cfg.nodeTimeout)
+			w.leave(cfg.nodeTimeout)
 		}
 	}
 	return err
@@ -220,7 +242,7 @@ func (c *Client) gaveUp(name string, w *waiter, cfg *config, err error) error {
 // set; none counts against WithTries: only the pauses do, so Lock gives up
 // after about as long as it would polling alone. It returns the lock, or
 // the error when ctx ended, or neither when the pause ran out.
-func (c *Client) pauseFor(ctx context.Context, name string, cfg *config, attempt int, w *waiter, qe *QuorumError, now bool) (*Lock, error) {
+func (c *Client) pauseFor(ctx context.Context, k contender, cfg *config, attempt int, w *waiter, qe *QuorumError, now bool) (*Lock, error) {
 	end := c.clock.Now().Add(cfg.retryDelay(attempt))
 	var bell <-chan struct{}
 	if w != nil {
@@ -228,7 +250,7 @@ func (c *Client) pauseFor(ctx context.Context, name string, cfg *config, attempt
 	}
 	for {
 		if now && w.turn() {
-			l, err := c.attempt(ctx, name, cfg, w)
+			l, err := k.attempt(ctx, cfg, w)
 			if err == nil {
 				return l, nil
 			}
@@ -308,7 +330,7 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 	var fenceErrs *multierror.Error
 	var fenceCtxErr error
 	if ok && cfg.fencing {
-		token, ok, fenceErrs, fenceCtxErr = c.fence(ctx, name, key, value, cfg.nodeTimeout, r)
+		token, ok, fenceErrs, fenceCtxErr = c.fence(ctx, key, CounterKey(name), value, cfg.nodeTimeout, r)
 	}
 	// A7: Q grants (and Q nodes holding the token, F3), and validity left
 	// when the last reply used arrived.
@@ -351,6 +373,17 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 			c.nodes[i].Do(pipe.Request{Cmd: "EVALSHA", Args: release, Timeout: cfg.nodeTimeout, H: bg, Node: i})
 		}
 	}
+	qe := r.attemptError(name, ok, expired, fenceErrs, fenceCtxErr)
+	if c.observed() {
+		c.attempted(ctx, name, cfg, r.tally, decided.Sub(t1), token, qe)
+	}
+	return nil, qe
+}
+
+// attemptError describes a failed acquisition: r its round, ok whether the
+// fencing write-back (if any) succeeded, expired whether the validity ran
+// out (A7), with the write-back's failures and context error.
+func (r *round) attemptError(name string, ok, expired bool, fenceErrs *multierror.Error, fenceCtxErr error) *QuorumError {
 	qe := r.quorumError("lock", name, ErrNotAcquired)
 	if fenceErrs != nil {
 		qe.Nodes = appendNodeErrors(qe.Nodes, fenceErrs)
@@ -360,8 +393,5 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 	}
 	qe.Expired = r.ok() && expired
 	qe.Fencing = r.ok() && !ok && !expired
-	if c.observed() {
-		c.attempted(ctx, name, cfg, r.tally, decided.Sub(t1), token, qe)
-	}
-	return nil, qe
+	return qe
 }

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-multierror"
-
-	"github.com/quorumlock/quorumlock/internal/quorum"
 )
 
 // fence turns the grants of Phase A into a token (ALGORITHM.md F1-F3). Each
@@ -17,17 +15,19 @@ import (
 // nodes that are behind, only where our key is still there (F3). It returns
 // t, whether Q nodes are known to hold C >= t while holding our key, the
 // failures of Phase B, and the caller's context error if it cut Phase B short.
-func (c *Client) fence(ctx context.Context, name string, key, value any, tau time.Duration, a *round) (uint64, bool, *multierror.Error, error) {
+// key is the lock key (a semaphore's: the slot it won, whose grants alone
+// count, S5) and counter the fencing counter's key.
+func (c *Client) fence(ctx context.Context, key, counter, value any, tau time.Duration, a *round) (uint64, bool, *multierror.Error, error) {
 	var t int64
-	for _, s := range a.slots {
-		if s.res == quorum.Granted {
+	for i, s := range a.slots {
+		if a.won(i) {
 			t = max(t, s.val)
 		}
 	}
 	var behind []int
 	have := 0
 	for i, s := range a.slots {
-		if s.res != quorum.Granted {
+		if !a.won(i) {
 			continue
 		}
 		if s.val == t {
@@ -45,7 +45,7 @@ func (c *Client) fence(ctx context.Context, name string, key, value any, tau tim
 	if need > len(behind) {
 		return uint64(t), false, nil, nil
 	}
-	args := []any{fenceHash, 2, key, CounterKey(name), value, strconv.FormatInt(t, 10)}
+	args := []any{fenceHash, 2, key, counter, value, strconv.FormatInt(t, 10)}
 	b := c.run(ctx, behind, need, tau, "EVALSHA", args)
 	return uint64(t), b.ok(), b.errors(), b.ctxErr
 }

@@ -41,7 +41,9 @@ type waiter struct {
 	bell    *wakeup
 	entered atomic.Bool // it may have entries on the nodes: it attempted, or was put in line
 	mine    func() bool
-	stop    func() // stops listening for releases, and leaves the client's queue
+	out     func()              // leaves the client's queue (L9)
+	leave   func(time.Duration) // leaves the line on every node, in the background (L4)
+	stop    func()              // stops listening for releases, and leaves the client's queue
 }
 
 // ticket returns the waiter's place in line.
@@ -57,18 +59,28 @@ func (w *waiter) toBack(c *Client) {
 // and enters the line on every node with its next attempt once it is the
 // first of the client's own waiters for name (L9).
 func (c *Client) join(name string) *waiter {
+	return c.enqueue(&c.local, name, func(bell *wakeup) func() { return c.wait.wait(name, bell) },
+		func(w *waiter, tau time.Duration) { c.leave(name, w, tau) })
+}
+
+// enqueue makes a waiter in the client's queue q under name, ringing on
+// the releases listen subscribes it to, that leaves the line on the nodes
+// with leave.
+func (c *Client) enqueue(q *queue, name string, listen func(*wakeup) func(), leave func(*waiter, time.Duration)) *waiter {
 	// L1: the same ticket on every node, for the whole wait (until a failed
 	// turn sends it to the back, L7), so every node puts the same waiter
 	// first. It orders; it never times.
 	w := &waiter{id: "w" + rand.Text()}
 	w.toBack(c)
 	w.bell = newWakeup(w.id, len(c.nodes))
-	unsubscribe := c.wait.wait(name, w.bell)
-	c.local.join(name, w) // a turn here rings the bell
-	w.mine = func() bool { return c.local.head(name, w) }
+	unsubscribe := listen(w.bell)
+	q.join(name, w) // a turn here rings the bell
+	w.mine = func() bool { return q.head(name, w) }
+	w.out = func() { q.leave(name, w) }
+	w.leave = func(tau time.Duration) { leave(w, tau) }
 	w.stop = func() {
 		unsubscribe()
-		c.local.leave(name, w)
+		w.out()
 	}
 	return w
 }
@@ -105,8 +117,15 @@ func (w *waiter) lineArgs(key, line, counter, value any, cfg *config) []any {
 // connection, so it runs after it.
 func (c *Client) leave(name string, w *waiter, tau time.Duration) {
 	key := LockKey(name)
-	args := []any{lineHash, 3, key, LineKey(name), CounterKey(name), "leave", w.id, reserveFor(tau).Milliseconds()}
-	c.local.handOff(name, w, func(next *waiter) {
+	c.leaveWith(&c.local, name, w, tau, []any{lineHash, 3, key, LineKey(name), CounterKey(name), "leave", w.id, reserveFor(tau).Milliseconds()})
+}
+
+// leaveWith sends args, the script that takes w out of the line, to every
+// node; the next of the client's waiters in q under name, if any, is put
+// in its place by the same request (L9): its id, ticket and entry lifetime
+// are appended to args.
+func (c *Client) leaveWith(q *queue, name string, w *waiter, tau time.Duration, args []any) {
+	q.handOff(name, w, func(next *waiter) {
 		if next != nil {
 			args = append(args, next.id, next.ticket(), lineLifetime(tau).Milliseconds())
 		}

@@ -3,8 +3,9 @@
 -- The line of lock name is one hash LINE: field = waiter id, value =
 -- "ticket:expiry", the ticket being the waiter's place (the same on every
 -- node, L1) and the expiry this node's time in ms after which the entry
--- counts for nothing (L3). head(LINE) drops the expired entries and
--- returns the id with the smallest (ticket, id), or nil.
+-- counts for nothing (L3). live(LINE) drops the expired entries and
+-- returns the others; head(LINE) returns the id with the smallest
+-- (ticket, id) among them, or nil.
 -- Every command on the line goes through pcall: an ACL user without the
 -- rights to it (HGETALL, HSET, HDEL, TIME) gets plain Redlock, with no
 -- line, instead of failing (L8).
@@ -15,27 +16,44 @@ local function now_ms()
   end
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function head(line)
+-- live returns the line's live entries, unordered, as {id, ticket} pairs,
+-- and drops the expired ones; nil when the line cannot be read (L8).
+local function live(line)
   local all = redis.pcall('HGETALL', line)
-  if all.err or #all == 0 then
+  if all.err then
     return nil
+  end
+  if #all == 0 then
+    return {}
   end
   local now = now_ms()
   if not now then
     return nil
   end
-  local best, best_ticket
+  local out = {}
   for i = 1, #all, 2 do
     local id, v = all[i], all[i + 1]
     local sep = string.find(v, ':', 1, true)
-    local ticket = tonumber(string.sub(v, 1, sep - 1))
     if tonumber(string.sub(v, sep + 1)) <= now then
       redis.pcall('HDEL', line, id)
-    elseif best == nil or ticket < best_ticket or (ticket == best_ticket and id < best) then
-      best, best_ticket = id, ticket
+    else
+      out[#out + 1] = {id, tonumber(string.sub(v, 1, sep - 1))}
     end
   end
-  return best
+  return out
+end
+-- before orders entries by (ticket, id), the same order on every node (L1).
+local function before(a, b)
+  return a[2] < b[2] or (a[2] == b[2] and a[1] < b[1])
+end
+local function head(line)
+  local best
+  for _, e in ipairs(live(line) or {}) do
+    if best == nil or before(e, best) then
+      best = e
+    end
+  end
+  return best and best[1]
 end
 -- enter puts waiter id in the line with ticket, for lifetime ms from now
 -- (node time), and keeps the line's key alive at least twice that long,

@@ -21,12 +21,18 @@ import (
 // name, and returns node 0's line (waiter id -> "ticket:expiry").
 func inLine(t *testing.T, c *redistest.Cluster, name string, want int) map[string]string {
 	t.Helper()
+	return inLineAt(t, c, redlock.LineKey(name), want)
+}
+
+// inLineAt is inLine for the line at key (a lock's, or a semaphore's).
+func inLineAt(t *testing.T, c *redistest.Cluster, key string, want int) map[string]string {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		ok := true
 		var line map[string]string
 		for i, n := range c.Nodes() {
-			m, err := redis.StringMap(n.Do("HGETALL", redlock.LineKey(name)))
+			m, err := redis.StringMap(n.Do("HGETALL", key))
 			if err != nil {
 				t.Fatalf("HGETALL on %s: %v", n.Addr(), err)
 			}
@@ -42,11 +48,11 @@ func inLine(t *testing.T, c *redistest.Cluster, name string, want int) map[strin
 		}
 		if time.Now().After(deadline) {
 			for _, n := range c.Nodes() {
-				m, _ := redis.StringMap(n.Do("HGETALL", redlock.LineKey(name)))
-				v, _ := redis.String(n.Do("GET", redlock.LockKey(name)))
+				m, _ := redis.StringMap(n.Do("HGETALL", key))
+				v, _ := redis.String(n.Do("GET", strings.TrimSuffix(key, ":line"))) // a lock's key
 				t.Logf("%s: line %v key %q", n.Addr(), m, v)
 			}
-			t.Fatalf("line of %q does not hold %d waiters on every node after 10s", name, want)
+			t.Fatalf("line %q does not hold %d waiters on every node after 10s", key, want)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -54,9 +60,15 @@ func inLine(t *testing.T, c *redistest.Cluster, name string, want int) map[strin
 
 // waitForLock runs Lock in the background and reports on the channel.
 func waitForLock(ctx context.Context, cl *redlock.Client, name string) <-chan *redlock.Lock {
+	return inBackground(func() (*redlock.Lock, error) { return cl.Lock(ctx, name) })
+}
+
+// inBackground runs take in a goroutine and reports its lock on the
+// channel (nil when it failed).
+func inBackground(take func() (*redlock.Lock, error)) <-chan *redlock.Lock {
 	got := make(chan *redlock.Lock, 1)
 	go func() {
-		l, err := cl.Lock(ctx, name)
+		l, err := take()
 		if err != nil {
 			l = nil
 		}

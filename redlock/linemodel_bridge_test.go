@@ -192,7 +192,7 @@ func TestLineModelFollowsTheClient(t *testing.T) {
 	// It gives up: it leaves everywhere, and its reservation on node 2 goes
 	// to nobody (the line is empty there): the key is deleted, and '1'
 	// announced to all.
-	c.gaveUp(name, w2, &cfg, errors.New("gave up"))
+	c.gaveUp(w2, &cfg, errors.New("gave up"))
 	for i := range nodes {
 		got := expect(i, "line leave "+w2.id)
 		if i == 2 && !strings.HasSuffix(got, "announced 1 on "+releasedSuffix) {

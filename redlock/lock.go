@@ -17,8 +17,9 @@ import (
 type Lock struct {
 	c           *Client
 	name        string
-	key, value  any // boxed once, shared by every request
-	line        any // LineKey(name), boxed; nil until the release needs it
+	key, value  any   // boxed once, shared by every request
+	line        any   // LineKey(name), boxed; nil until the release needs it
+	releaseArgs []any // a semaphore's permit: its release (S3); nil for a lock
 	token       uint64
 	ttl         time.Duration
 	nodeTimeout time.Duration
@@ -224,6 +225,9 @@ func (l *Lock) Unlock(ctx context.Context) (err error) {
 // decided. On each node it runs after the acquisition: one connection per
 // node keeps the order of requests.
 func (l *Lock) release(ctx context.Context) *round {
+	if l.releaseArgs != nil {
+		return l.c.run(ctx, nil, 0, l.nodeTimeout, "EVALSHA", l.releaseArgs)
+	}
 	line := l.line
 	if line == nil {
 		line = LineKey(l.name)

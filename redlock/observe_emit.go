@@ -39,11 +39,11 @@ type lockCall struct {
 }
 
 // observeLock runs a Lock call and reports it (EventLock).
-func (c *Client) observeLock(ctx context.Context, name string, cfg *config) (*Lock, error) {
+func (c *Client) observeLock(ctx context.Context, name string, cfg *config, k contender) (*Lock, error) {
 	call := &lockCall{}
 	cfg.call = call
 	start := c.clock.Now()
-	l, err := c.lock(ctx, name, cfg)
+	l, err := c.contend(ctx, k, cfg)
 	e := call.last // the last attempt's figures and token
 	e.Kind, e.Ctx, e.Name = EventLock, ctx, name
 	e.Outcome, e.Attempts, e.InLock, e.HeldDelta, e.Err = outcomeOf(err), call.attempts, false, 0, err

@@ -365,6 +365,24 @@ func TestHeldDeltaSumsToZero(t *testing.T) {
 			return nil
 		},
 	}
+	sem, err := cl.Semaphore("held-sem", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends = append(ends, func(g, i int) error { // a semaphore's permits count too (S3)
+		l, err := sem.Acquire(ctx, redlock.WithTries(1000))
+		if err != nil {
+			return err
+		}
+		if i%2 == 0 {
+			return l.Unlock(ctx)
+		}
+		_, err = sem.TryAcquire(ctx, redlock.WithTTL(250*time.Millisecond)) // expires unwatched, or refused
+		if err != nil && !errors.Is(err, redlock.ErrNotAcquired) {
+			return err
+		}
+		return l.Unlock(ctx)
+	})
 	for g := range 4 {
 		wg.Go(func() {
 			for i := range rounds {

@@ -27,7 +27,7 @@ func TestSuccessorThatGaveUpIsNotPutInLine(t *testing.T) {
 	first, behind := cl.join(name), cl.join(name)
 	defer first.stop()
 	defer behind.stop()
-	cl.gaveUp(name, behind, &cl.cfg, nil) // gives up; its deferred stop has not run yet
+	cl.gaveUp(behind, &cl.cfg, nil) // gives up; its deferred stop has not run yet
 	cl.leave(name, first, cl.cfg.nodeTimeout)
 	// A request written after the leave on every node's connection: once
 	// every node holds its key, every node has run the leave.

@@ -23,9 +23,11 @@ type round struct {
 	nodes  []int           // the client's node index of each slot
 	tau    time.Duration
 	setGet bool // the replies are SET NX GET's: nil granted, a value refused
+	choose bool // the replies are sem.lua take's: {slot, counter} granted, 0 refused (S2)
 
 	mu      sync.Mutex
 	tally   quorum.Tally
+	picks   quorum.Choices // with choose: the grants per slot
 	slots   []slot
 	decided bool
 	done    chan struct{}
@@ -33,9 +35,10 @@ type round struct {
 }
 
 type slot struct {
-	res quorum.Result
-	val int64
-	err error
+	res    quorum.Result
+	val    int64
+	err    error
+	choice int // with choose: the semaphore slot granted
 }
 
 // Reply implements pipe.Handler: a positive integer is a grant (its value
@@ -51,6 +54,8 @@ func (r *round) Reply(i int, v any, err error) {
 		default:
 			s.err = fmt.Errorf("unexpected reply %T to SET", v)
 		}
+	} else if err == nil && r.choose {
+		s = chosen(v)
 	} else if err == nil {
 		if n, ierr := redis.Int64(v, nil); ierr != nil {
 			s.err = ierr
@@ -72,9 +77,44 @@ func (r *round) Reply(i int, v any, err error) {
 	}
 	r.slots[i] = s
 	r.tally.Add(s.res)
-	if r.tally.Decided() {
+	if r.choose && s.res == quorum.Granted {
+		r.picks.Add(s.choice)
+	}
+	if r.decidedLocked() {
 		r.finishLocked()
 	}
+}
+
+// decidedLocked reports whether the round's outcome is known: with choose,
+// when one slot has Q grants or none can reach Q (S2).
+func (r *round) decidedLocked() bool {
+	if r.choose {
+		return r.picks.Decided(r.tally)
+	}
+	return r.tally.Decided()
+}
+
+// chosen reads sem.lua take's reply: {slot, counter} grants that slot, 0
+// refuses (S2).
+func chosen(v any) slot {
+	if n, err := redis.Int64(v, nil); err == nil && n == 0 {
+		return slot{res: quorum.Refused}
+	}
+	pair, err := redis.Int64s(v, nil)
+	if err == nil && (len(pair) != 2 || pair[0] < 0 || pair[1] <= 0) {
+		err = fmt.Errorf("unexpected reply %v to the semaphore's take", pair)
+	}
+	if err != nil {
+		return slot{res: quorum.Failed, err: err}
+	}
+	return slot{res: quorum.Granted, choice: int(pair[0]), val: pair[1]}
+}
+
+// won reports whether node slot i granted what the round decided: any grant,
+// or with choose, a grant of the slot with the most grants (S2).
+func (r *round) won(i int) bool {
+	s := r.slots[i]
+	return s.res == quorum.Granted && (!r.choose || s.choice == r.picks.Best)
 }
 
 func (r *round) finishLocked() {
@@ -87,15 +127,35 @@ func (r *round) finishLocked() {
 // passed, or ctx ended. Each request has the hard deadline tau (A3). cmd is
 // EVALSHA (a script: a positive integer grants) or SET (NX GET).
 func (c *Client) run(ctx context.Context, nodes []int, need int, tau time.Duration, cmd string, args []any) *round {
+	r := c.newRound(nodes, need, tau, cmd)
+	return r.send(ctx, cmd, args)
+}
+
+// runChoosing sends a semaphore's take (sem.lua) to every node; the round
+// succeeds when Q nodes granted the same slot (S2).
+func (c *Client) runChoosing(ctx context.Context, tau time.Duration, args []any) *round {
+	r := c.newRound(nil, 0, tau, "EVALSHA")
+	r.choose, r.picks = true, quorum.NewChoices()
+	return r.send(ctx, "EVALSHA", args)
+}
+
+func (c *Client) newRound(nodes []int, need int, tau time.Duration, cmd string) *round {
 	n := len(c.nodes)
 	if nodes != nil {
 		n = len(nodes)
 	}
-	r := &round{c: c, ctx: ctx, nodes: nodes, tau: tau, setGet: cmd == "SET", tally: quorum.NewTally(n), slots: make([]slot, n), done: make(chan struct{})}
+	r := &round{c: c, nodes: nodes, tau: tau, setGet: cmd == "SET", tally: quorum.NewTally(n), slots: make([]slot, n), done: make(chan struct{})}
 	if need > 0 {
 		r.tally = quorum.NewTallyNeed(n, need)
 	}
-	deadline := time.Now().Add(tau)
+	return r
+}
+
+// send writes the round's requests and waits until it is decided.
+func (r *round) send(ctx context.Context, cmd string, args []any) *round {
+	c, n := r.c, len(r.slots)
+	r.ctx = ctx // set before any request is sent: replies read it (observer events)
+	deadline := time.Now().Add(r.tau)
 	// A lone caller writes each request itself when the node's connection
 	// is idle (measured faster than handing half of them to the writer
 	// goroutines); concurrent callers' requests are batched by the writers.
@@ -172,7 +232,12 @@ func (r *round) node(i int) int {
 
 // ok reports whether the round reached its quorum (and the caller's
 // context did not end it first).
-func (r *round) ok() bool { return r.ctxErr == nil && r.tally.Succeeded() }
+func (r *round) ok() bool {
+	if r.choose {
+		return r.ctxErr == nil && r.picks.Succeeded(r.tally)
+	}
+	return r.ctxErr == nil && r.tally.Succeeded()
+}
 
 // errors aggregates the failures as *NodeError, or returns nil. A node
 // timeout becomes ErrNodeTimeout, never the caller's DeadlineExceeded.

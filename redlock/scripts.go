@@ -15,9 +15,12 @@ var (
 	releaseBody string
 	//go:embed line.lua
 	lineBody string
+	//go:embed sem.lua
+	semBody string
 	// The scripts that read the line start with its shared functions.
 	releaseSrc = lineHeadSrc + releaseBody
 	lineSrc    = lineHeadSrc + lineBody
+	semSrc     = lineHeadSrc + semBody
 	//go:embed extend.lua
 	extendSrc string
 	//go:embed fence.lua
@@ -38,6 +41,7 @@ var (
 	extendScript  = redis.NewScript(1, extendSrc)
 	fenceScript   = redis.NewScript(2, fenceSrc)
 	electScript   = redis.NewScript(2, electSrc)
+	semScript     = redis.NewScript(-1, semSrc) // 2 + K keys: the caller counts them
 )
 
 // The scripts' hashes as EVALSHA arguments, converted once.
@@ -48,6 +52,7 @@ var (
 	extendHash  any = extendScript.Hash()
 	fenceHash   any = fenceScript.Hash()
 	electHash   any = electScript.Hash()
+	semHash     any = semScript.Hash()
 )
 
 // releasedSuffix names the channel a release publishes on: LockKey(name) +

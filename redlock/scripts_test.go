@@ -12,9 +12,9 @@ import (
 // The hashes EVALSHA sends are the ones Redis computes for the scripts.
 func TestScriptHashesMatchScriptLoad(t *testing.T) {
 	c := redistest.New(t, 1)
-	scripts := map[string]*redis.Script{"acquire": acquireScript, "release": releaseScript, "line": lineScript, "extend": extendScript, "fence": fenceScript, "elect": electScript}
+	scripts := map[string]*redis.Script{"acquire": acquireScript, "release": releaseScript, "line": lineScript, "extend": extendScript, "fence": fenceScript, "elect": electScript, "sem": semScript}
 	for name, s := range scripts {
-		src := map[string]string{"acquire": acquireSrc, "release": releaseSrc, "line": lineSrc, "extend": extendSrc, "fence": fenceSrc, "elect": electSrc}[name]
+		src := map[string]string{"acquire": acquireSrc, "release": releaseSrc, "line": lineSrc, "extend": extendSrc, "fence": fenceSrc, "elect": electSrc, "sem": semSrc}[name]
 		got, err := redis.String(c.Nodes()[0].Do("SCRIPT", "LOAD", src))
 		if err != nil {
 			t.Fatalf("SCRIPT LOAD %s: %v", name, err)

@@ -38,18 +38,25 @@ func newWaiters(pools []pool.Pool) *waiters {
 // where a reservation for it is announced to it alone (L2).
 func (w *waiters) wait(name string, bell *wakeup) func() {
 	all := LockKey(name) + releasedSuffix
-	own := all + ":" + bell.id
+	return w.listen(bell, all, all+":"+bell.id)
+}
+
+// listen rings bell on every message on channels until the function it
+// returns is called.
+func (w *waiters) listen(bell *wakeup, channels ...string) func() {
 	for _, s := range w.subs {
 		if s != nil {
-			s.add(all, bell)
-			s.add(own, bell)
+			for _, ch := range channels {
+				s.add(ch, bell)
+			}
 		}
 	}
 	return func() {
 		for _, s := range w.subs {
 			if s != nil {
-				s.remove(all, bell)
-				s.remove(own, bell)
+				for _, ch := range channels {
+					s.remove(ch, bell)
+				}
 			}
 		}
 	}

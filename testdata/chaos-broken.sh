@@ -25,11 +25,17 @@
 #                  hand-over (frozen, cut off) reports the deposed leader
 #                  until its key expires. Run against the election
 #                  workload, it must fail on stale Leader answers.
+#   per-node-count  the semaphore's obvious construction (S1): a permit is
+#                  Q grants whatever slot each node granted, so each node
+#                  only counts its holders against K; the grants of other
+#                  slots are kept, and Unlock releases the value in any
+#                  slot. Run against the semaphore workload, it must fail
+#                  with more holders at once than permits.
 # CHAOS_MUTANTS (default: all of them) runs only the mutants it names.
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 dur=${CHAOS_DURATION:-20s}
-mutants=${CHAOS_MUTANTS:-plain-del minority-Q errors-grant extend-shortens reservation-never-lapses leader-any-node}
+mutants=${CHAOS_MUTANTS:-plain-del minority-Q errors-grant extend-shortens reservation-never-lapses leader-any-node per-node-count}
 mutate() {
   case "$1" in
     plain-del)   printf "return redis.call('DEL', KEYS[1])\n" > redlock/release.lua ;;
@@ -40,6 +46,9 @@ mutate() {
       perl -0pi -e 's/\tif newUntil\.Before\(until\) \{\n\t\tnewUntil = until\n\t\}\n//; s/\tif err := ctx\.Err\(\); err != nil \{ \/\/ E6[^\n]*\n[^\n]*\n\t\}\n//' redlock/lock.go ;;
     reservation-never-lapses) sed -i "s|redis.pcall('SET', lock, '~r:' .. h, 'PX', reserve_ms)|redis.pcall('SET', lock, '~r:' .. h)|" redlock/line_head.lua ;;
     leader-any-node) sed -i 's|r.bestN >= r.q|r.bestN >= 1|g' redlock/election_read.go ;;
+    per-node-count)
+      sed -i 's/return r.picks.Decided(r.tally)/return r.tally.Decided()/; s/return r.ctxErr == nil && r.picks.Succeeded(r.tally)/return r.ctxErr == nil \&\& r.tally.Succeeded()/; s/return s.res == quorum.Granted && (!r.choose || s.choice == r.picks.Best)/return s.res == quorum.Granted/' redlock/round.go
+      sed -i 's|s.leave(w, tau, value, won)|s.leave(w, tau, "", -1)|; s|s.script("release", value, slot, -1,|s.script("release", value, -1, -1,|' redlock/semaphore_attempt.go ;;
   esac
 }
 # test_for prints the chaos test a mutant runs against, and what its failure
@@ -49,6 +58,7 @@ test_for() {
     reservation-never-lapses) echo 'TestChaosProcessTierContention$' 'no acquisition for [0-9]+ms while clients waited|waited their whole budget' ;;
     leader-any-node) echo 'TestChaosProcessTierElection$' 'Leader answers older than a leadership begun before the read' ;;
     plain-del|minority-Q|errors-grant|extend-shortens) echo 'TestChaosProcessTier$' 'violations' ;;
+    per-node-count) echo 'TestChaosProcessTierSemaphore$' 'holders at once with [0-9]+ permits' ;;
     *) echo "chaos-broken: unknown mutant $1" >&2; exit 1 ;;
   esac
 }

@@ -85,6 +85,9 @@ const (
 `
 	flagFencing = `  --fencing              take a fencing token; COMMAND sees it as REDLOCK_TOKEN
 `
+	flagPermits = `  --permits K            hold one of K permits of semaphore NAME instead of
+                         lock NAME: at most K commands run at once (default 1)
+`
 	flagGrace = `  --grace DUR            SIGTERM to SIGKILL delay when the lock is lost (default 5s)
 `
 	flagStatusJSON = `  --json                 print one JSON object instead of a table
@@ -143,8 +146,10 @@ stdin/stdout/stderr inherited; it sees REDLOCK_NAME, and REDLOCK_TOKEN
 with --fencing. If the lock is lost while COMMAND runs, its group gets
 SIGTERM, then SIGKILL after --grace. SIGINT, SIGTERM and SIGHUP sent to
 redlock are forwarded to the group; the lock is released once it exits.
+With --permits K, NAME is a semaphore: up to K commands hold it at once,
+each with one of its K permits, and waiters are served in order.
 `,
-		flags: append(connHelp(flagNodeTimeout), flagTTL, flagWait, flagFencing, flagHolder, flagGrace),
+		flags: append(connHelp(flagNodeTimeout), flagTTL, flagWait, flagFencing, flagPermits, flagHolder, flagGrace),
 		exits: `  0      COMMAND exited 0
   1      lock not acquired (held elsewhere, or too many nodes failing)
   2      usage error: bad flag, value, name or command line; nothing was started
@@ -286,7 +291,7 @@ func help() string {
 	b.WriteString("\nFLAGS (run, status, check, unlock)\n" + strings.Join(connHelp(flagNodeTimeout), "") +
 		"                         status and unlock wait max(10x this, 1s) for each\n" +
 		"                         node's answer; check gives each node 1s\n")
-	b.WriteString("FLAGS (run)\n" + flagTTL + flagWait + flagFencing + flagHolder + flagGrace)
+	b.WriteString("FLAGS (run)\n" + flagTTL + flagWait + flagFencing + flagPermits + flagHolder + flagGrace)
 	b.WriteString("FLAGS (status)\n" + flagStatusJSON)
 	b.WriteString("FLAGS (check)\n" + flagCheckFencing + flagStatusJSON)
 	b.WriteString("FLAGS (unlock)\n" + flagForce + flagYes)

@@ -27,6 +27,7 @@ type runOpts struct {
 	wait, grace time.Duration
 	fencing     bool
 	holder      string // --holder: the label recorded with the lock (M1)
+	permits     int    // 1: lock NAME; K > 1: one of K permits of semaphore NAME (S1)
 	name        string
 	command     []string // argv, as typed after "--"
 	path        string   // command[0] resolved on $PATH
@@ -92,6 +93,7 @@ func runFlagSet(o *runOpts) *flag.FlagSet {
 	fl.DurationVar(&o.grace, "grace", 5*time.Second, "")
 	fl.BoolVar(&o.fencing, "fencing", false, "")
 	fl.StringVar(&o.holder, "holder", "", "")
+	fl.IntVar(&o.permits, "permits", 1, "")
 	return fl
 }
 
@@ -122,6 +124,8 @@ func parseRun(args []string) (o *runOpts, code int, ok bool) {
 		return nil, usageErr("run", "--wait %v: must be >= 0", o.wait), false
 	case o.grace < 0:
 		return nil, usageErr("run", "--grace %v: must be >= 0", o.grace), false
+	case o.permits < 1 || o.permits > redlock.MaxPermits: // S6
+		return nil, usageErr("run", "--permits %d: must be in [1, %d]", o.permits, redlock.MaxPermits), false
 	}
 	if err := checkName(pos[0]); err != nil {
 		return nil, usageErr("run", "%v", err), false
@@ -159,13 +163,7 @@ func (o *runOpts) acquire(ctx context.Context, cancel context.CancelFunc, client
 		case <-done:
 		}
 	}()
-	var l *redlock.Lock
-	var err error
-	if o.wait == 0 {
-		l, err = client.TryLock(lockCtx, o.name, opts...)
-	} else {
-		l, err = client.Lock(lockCtx, o.name, opts...)
-	}
+	l, err := o.take(lockCtx, client, opts)
 	close(done)
 	<-watched
 	switch {
@@ -188,6 +186,25 @@ func (o *runOpts) acquire(ctx context.Context, cancel context.CancelFunc, client
 	}
 	errorf("lock %q: %s", o.name, conns.explain(err))
 	return nil, exitError
+}
+
+// take makes one attempt (--wait 0) or waits: for lock NAME, or with
+// --permits K > 1 for one of the K permits of semaphore NAME (S1-S4).
+func (o *runOpts) take(ctx context.Context, client *redlock.Client, opts []redlock.Option) (*redlock.Lock, error) {
+	if o.permits == 1 {
+		if o.wait == 0 {
+			return client.TryLock(ctx, o.name, opts...)
+		}
+		return client.Lock(ctx, o.name, opts...)
+	}
+	sem, err := client.Semaphore(o.name, o.permits)
+	if err != nil {
+		return nil, err
+	}
+	if o.wait == 0 {
+		return sem.TryAcquire(ctx, opts...)
+	}
+	return sem.Acquire(ctx, opts...)
 }
 
 // runLocked runs the command while l is held and returns redlock's exit code.

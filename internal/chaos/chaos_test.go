@@ -129,3 +129,29 @@ func TestChaosProcessTierContention(t *testing.T) {
 	}
 	report(t, s, true)
 }
+
+// In the model for safety, the semaphore workload (ALGORITHM.md S1-S5):
+// twelve separate clients, each behind its own proxies, contend for the
+// four permits of one semaphore with fencing on; node faults as in
+// TestChaosProcessTier, and the clients' views of the nodes split (a third
+// cut off from two nodes, a third from two others). The run fails when
+// more than four permits are held at once, when a token is not above that
+// of a permit acquired before its call began, or on the liveness limits.
+// The node timeout and the TTL are the contention run's (50ms, 500ms), for
+// the same reason; the drought limit is 16 TTL, twice the contention run's,
+// because a split view on top of two faulty nodes leaves a client fewer
+// than a quorum: out of the model for its own progress, never for safety.
+func TestChaosProcessTierSemaphore(t *testing.T) {
+	c := redistest.New(t, 5, redistest.WithAOF())
+	s, err := RunSemaphore(t.Context(), Config{
+		Tier: "processes/semaphore", Nodes: nodes(c), InModel: true,
+		Kinds:    []string{Kill, Restart, Pause, Partition, Latency},
+		Duration: duration(t, 20*time.Second), Seed: seed(t),
+		TTL: 500 * time.Millisecond, NodeTimeout: 50 * time.Millisecond,
+		Limits: Limits{MaxDrought: 16 * 500 * time.Millisecond},
+	}, Sem{Permits: 4, Clients: 12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	report(t, s, true)
+}

@@ -23,5 +23,11 @@
 // clients that lived the whole run), and report the longest wait and what
 // a stopped waiter cost the others.
 //
+// The semaphore workload (RunSemaphore) is the same fire on a semaphore
+// (ALGORITHM.md S1-S5): more separate clients than permits, node faults,
+// and the clients' views of the nodes split by link cuts; its checkers
+// count the permits held at once (never more than K) and require each
+// token to be above those of the permits acquired before its call began.
+//
 // The same workload drives `redlock demo`. This package is internal.
 package chaos

@@ -34,8 +34,10 @@ type Summary struct {
 	LockP50Ms        float64         `json:"lock_p50_ms"`
 	LockP99Ms        float64         `json:"lock_p99_ms"`
 	FaultErrors      []string        `json:"fault_errors,omitempty"`
-	Fairness         *Fairness       `json:"fairness,omitempty"` // the contention workload's
-	Election         *ElectionReport `json:"election,omitempty"` // the election workload's
+	Fairness         *Fairness       `json:"fairness,omitempty"`    // the contention workload's
+	Election         *ElectionReport `json:"election,omitempty"`    // the election workload's
+	Permits          int             `json:"permits,omitempty"`     // the semaphore workload's K
+	MaxHolders       int             `json:"max_holders,omitempty"` // the most permits held at once
 	Violations       []string        `json:"violations"`
 }
 

@@ -21,7 +21,7 @@ import (
 // sections are the letters of the rule sections of ALGORITHM.md; rules of
 // exempt need no test (deployment: documented and checked by Client.Check).
 const (
-	sections = "AHERFNCLOMV"
+	sections = "AHERFNCLOMVS"
 	exempt   = "N"
 )
 

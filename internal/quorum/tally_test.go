@@ -3,13 +3,13 @@ package quorum
 import "testing"
 
 // outcomes enumerates every assignment of results to n nodes.
-func outcomes(n int, results []Result) [][]Result {
-	all := [][]Result{{}}
+func outcomes[T any](n int, results []T) [][]T {
+	all := [][]T{{}}
 	for range n {
-		var next [][]Result
+		var next [][]T
 		for _, prefix := range all {
 			for _, r := range results {
-				next = append(next, append(append([]Result(nil), prefix...), r))
+				next = append(next, append(append([]T(nil), prefix...), r))
 			}
 		}
 		all = next
