@@ -11,15 +11,17 @@
 //
 // # Metrics
 //
-// Durations are histograms in seconds; their count per outcome is the
-// count of outcomes (Prometheus: redlock_acquire_duration_seconds_count
-// {redlock_outcome="refused"}), so there is no separate outcome counter to
-// pay for on every event.
+// Durations are histograms in seconds; a counter per operation counts the
+// outcomes again, on the same attributes, for dashboards and alerts.
 //
 //	redlock.acquire.duration  histogram, s   one per acquisition attempt: redlock.outcome, redlock.call ("try_lock" or "lock")
 //	redlock.wait.duration     histogram, s   one per Lock call, the whole wait: redlock.outcome
 //	redlock.extend.duration   histogram, s   one per Extend round: redlock.outcome, redlock.extend.auto
 //	redlock.release.duration  histogram, s   one per Unlock round: redlock.outcome
+//	redlock.acquire.attempts  counter   attempts by outcome: as redlock.acquire.duration
+//	redlock.lock.calls        counter   Lock calls by outcome: as redlock.wait.duration
+//	redlock.extend.calls      counter   extensions by outcome: as redlock.extend.duration
+//	redlock.release.calls     counter   Unlock calls by outcome: as redlock.release.duration
 //	redlock.locks.held        up-down counter   locks granted and not yet released or lost
 //	redlock.locks.lost        counter   locks lost before their release: redlock.lost.cause
 //	redlock.node.failures     counter   failed requests: redlock.node (its address), error.type (the failure kind)

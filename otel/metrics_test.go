@@ -98,6 +98,15 @@ func TestMetricsEveryKind(t *testing.T) {
 		{"redlock.node.failures", kv(node("10.0.0.1:6379"), errType("timeout")), 2},
 		{"redlock.node.failures", kv(node("10.0.0.2:6379"), errType("error_reply")), 1},
 		{"redlock.node.reconnects", kv(node("10.0.0.1:6379")), 1},
+		// The outcome counters: one per event, on the histograms' sets.
+		{"redlock.acquire.attempts", kv(outcome("ok"), call("try_lock")), 1},
+		{"redlock.acquire.attempts", kv(outcome("refused"), call("lock")), 1},
+		{"redlock.acquire.attempts", kv(outcome("ok"), call("lock")), 1},
+		{"redlock.lock.calls", kv(outcome("ok")), 1},
+		{"redlock.lock.calls", kv(outcome("canceled")), 1},
+		{"redlock.extend.calls", kv(outcome("ok"), auto(true)), 1},
+		{"redlock.extend.calls", kv(outcome("refused"), auto(false)), 1},
+		{"redlock.release.calls", kv(outcome("ok")), 1},
 	} {
 		v, ok := sumValue(t, got, c.metric, c.kvs...)
 		if !ok || v != c.want {

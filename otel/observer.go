@@ -57,7 +57,11 @@ type Observer struct {
 
 	acquire, wait, extend, release metric.Float64Histogram
 	lost, failures, reconnects     metric.Int64Counter
-	held                           metric.Int64UpDownCounter
+	// Outcome counters, one per operation, on the histograms' attribute
+	// sets: the histograms' counts carry the same figures, but a counter
+	// is what dashboards and alerts on outcomes usually query.
+	attempts, locks, extends, releases metric.Int64Counter
+	held                               metric.Int64UpDownCounter
 
 	// The attribute sets of every combination, made once, so that an
 	// event records without allocating (unless WithLockNameAttribute).
@@ -135,6 +139,10 @@ func (o *Observer) instruments(m metric.Meter) error {
 	o.lost = counter("redlock.locks.lost", "{lock}", "Locks lost before their holder released them.")
 	o.failures = counter("redlock.node.failures", "{failure}", "Requests to one node that failed.")
 	o.reconnects = counter("redlock.node.reconnects", "{reconnect}", "Node connections closed and replaced.")
+	o.attempts = counter("redlock.acquire.attempts", "{attempt}", "Acquisition attempts, TryLock's or one of Lock's, by outcome.")
+	o.locks = counter("redlock.lock.calls", "{call}", "Lock calls ended, with the lock or without, by outcome.")
+	o.extends = counter("redlock.extend.calls", "{call}", "Extensions decided, the caller's or auto-extension's, by outcome.")
+	o.releases = counter("redlock.release.calls", "{call}", "Unlock calls decided, by outcome.")
 	var err error
 	o.held, err = m.Int64UpDownCounter("redlock.locks.held", metric.WithUnit("{lock}"),
 		metric.WithDescription("Locks held now: granted and not yet released or lost."))
@@ -173,20 +181,28 @@ func (o *Observer) Observe(e redlock.Event) {
 	}
 	switch e.Kind {
 	case redlock.EventAttempt:
-		o.acquire.Record(ctx, e.Latency.Seconds(), o.rec(&o.acquireP[outcome(e.Outcome)][b2i(e.InLock)], e.Name)...)
+		p := &o.acquireP[outcome(e.Outcome)][b2i(e.InLock)]
+		o.acquire.Record(ctx, e.Latency.Seconds(), o.rec(p, e.Name)...)
+		o.attempts.Add(ctx, 1, o.add(p, e.Name)...)
 		name := spanTryLock
 		if e.InLock {
 			name = spanAttempt
 		}
 		o.span(ctx, name, &e)
 	case redlock.EventLock:
-		o.wait.Record(ctx, e.Latency.Seconds(), o.rec(&o.waitP[outcome(e.Outcome)], e.Name)...)
+		p := &o.waitP[outcome(e.Outcome)]
+		o.wait.Record(ctx, e.Latency.Seconds(), o.rec(p, e.Name)...)
+		o.locks.Add(ctx, 1, o.add(p, e.Name)...)
 		o.span(ctx, spanLock, &e)
 	case redlock.EventExtend:
-		o.extend.Record(ctx, e.Latency.Seconds(), o.rec(&o.extendP[outcome(e.Outcome)][b2i(e.Auto)], e.Name)...)
+		p := &o.extendP[outcome(e.Outcome)][b2i(e.Auto)]
+		o.extend.Record(ctx, e.Latency.Seconds(), o.rec(p, e.Name)...)
+		o.extends.Add(ctx, 1, o.add(p, e.Name)...)
 		o.span(ctx, spanExtend, &e)
 	case redlock.EventRelease:
-		o.release.Record(ctx, e.Latency.Seconds(), o.rec(&o.releaseP[outcome(e.Outcome)], e.Name)...)
+		p := &o.releaseP[outcome(e.Outcome)]
+		o.release.Record(ctx, e.Latency.Seconds(), o.rec(p, e.Name)...)
+		o.releases.Add(ctx, 1, o.add(p, e.Name)...)
 		o.span(ctx, spanUnlock, &e)
 	case redlock.EventLost:
 		c := int(e.Cause)
