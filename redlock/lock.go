@@ -69,7 +69,11 @@ func (l *Lock) Name() string { return l.name }
 
 // Token returns the lock's fencing token: with WithFencing, a number
 // strictly greater than the token of every earlier acquisition of this name
-// (ALGORITHM.md F4); 0 without. Extend never changes it (E5).
+// (ALGORITHM.md F4); 0 without. Extend never changes it (E5). A
+// semaphore's permit has weaker order (S5): its token is above that of
+// every permit acquired before its attempt began, but permits acquired at
+// once are not ordered and may share a token, so a resource shared by K
+// holders must not refuse a token below the largest it has seen (F5).
 func (l *Lock) Token() uint64 { return l.token }
 
 // Until returns the local deadline: T1 + TTL - drift, where T1 is when the
