@@ -21,6 +21,8 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -56,6 +58,32 @@ var nodeSets = []nodeSet{
 type instPlan struct {
 	dur, warm time.Duration
 	tryN      int
+}
+
+// cmdStats (BENCH_CMDSTATS=1) prints, after each run, the commands the first
+// node served per acquisition of the whole run: where a library's work goes.
+var cmdStats = os.Getenv("BENCH_CMDSTATS") == "1"
+
+// printCmdStats prints node's INFO commandstats per acquisition.
+func printCmdStats(n *redistest.Node, acquisitions int) {
+	v, err := n.Do("INFO", "commandstats")
+	b, _ := v.([]byte)
+	if err != nil || acquisitions == 0 {
+		fmt.Printf("    commandstats: %v (%d acquisitions)\n", err, acquisitions)
+		return
+	}
+	var parts []string
+	for _, line := range strings.Split(string(b), "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+		if !ok {
+			continue
+		}
+		calls, _, _ := strings.Cut(rest, ",")
+		c, _ := strconv.Atoi(calls)
+		parts = append(parts, fmt.Sprintf("%s %.2f", strings.TrimPrefix(name, "cmdstat_"), float64(c)/float64(acquisitions)))
+	}
+	sort.Strings(parts)
+	fmt.Printf("    node 0 commands per acquisition (%d acquisitions): %s\n", acquisitions, strings.Join(parts, ", "))
 }
 
 func runInstancesSuite(rounds int, out, cdf string, quick bool) error {
@@ -95,6 +123,9 @@ func runInstancesSuite(rounds int, out, cdf string, quick bool) error {
 			for _, sc := range scenarios {
 				for _, lib := range rotate(s.libs, r) {
 					key := fmt.Sprintf("bench:inst:n%d:%s:%s:r%d:%d", s.n, sc.id, lib, r, time.Now().UnixNano())
+					if cmdStats {
+						clusters[s.n].Nodes()[0].Do("CONFIG", "RESETSTAT")
+					}
 					t0 := time.Now()
 					ws, start, err := runWorkers(exe, workerConfig{Lib: lib, Addrs: addrs, Key: key, Hold: sc.hold, Pause: sc.pause, Duration: p.dur}, sc.instances)
 					if err != nil {
@@ -102,6 +133,13 @@ func runInstancesSuite(rounds int, out, cdf string, quick bool) error {
 					}
 					f := instFigures(ws, start.Add(p.warm), start.Add(p.dur))
 					res.add(instKey{s.n, sc.id, lib}, f)
+					if cmdStats {
+						total := 0
+						for _, w := range ws {
+							total += len(w.Acq)
+						}
+						printCmdStats(clusters[s.n].Nodes()[0], total)
+					}
 					fmt.Printf("  round %d, %d node(s), %s, %-11s %6.0f acq/s, held %4.1f%%, wait p50/p99 %7.2f/%8.2f ms, handover p50 %6.2f ms, Jain %.3f, gave up %d (%.1fs)\n",
 						r+1, s.n, sc.id, lib, f.perSec, 100*f.held, ms(f.waitP50), ms(f.waitP99), ms(f.handP50), f.jain, f.gaveUp, time.Since(t0).Seconds())
 				}
