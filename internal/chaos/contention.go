@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/quorumlock/quorumlock/pool"
 	"github.com/quorumlock/quorumlock/redlock"
 )
 
@@ -84,13 +83,7 @@ type instance struct {
 	slot    int
 	mortal  bool
 	initial bool // started with the run
-	client  *redlock.Client
-	pools   []pool.Pool
-	proxies []*Proxy
-	gate    *Gate // in front of all its proxies: a freeze cuts it
-	cancel  context.CancelFunc
-	done    chan struct{} // closed when its worker returned
-	dead    atomic.Bool   // crashed: it acts on nothing any more
+	peer         // its client, behind its own proxies; its worker
 
 	mu       sync.Mutex
 	died     time.Time
@@ -218,37 +211,20 @@ func RunContention(ctx context.Context, cfg Config, ct Contention) (Summary, err
 // start starts a fresh client in slot, with its own gate, proxies, pools,
 // redlock.Client and worker.
 func (c *contention) start(slot int) error {
-	in := &instance{slot: slot, mortal: slot >= c.ct.Clients-c.ct.Mortal, gate: &Gate{}, done: make(chan struct{})}
+	in := &instance{slot: slot, mortal: slot >= c.ct.Clients-c.ct.Mortal, peer: newPeer()}
 	c.mu.Lock()
 	in.id = len(c.instances)
 	in.initial = in.id < c.ct.Clients
 	c.instances = append(c.instances, in) // closeAll closes what was made, even on failure
 	c.mu.Unlock()
-	for j, a := range c.addrs {
-		p, err := NewProxy(a, c.gates[j], in.gate)
-		if err != nil {
-			return fmt.Errorf("chaos: %w", err)
-		}
-		in.proxies = append(in.proxies, p)
-		in.pools = append(in.pools, pool.New(p.Addr()))
+	if err := in.connect(c.addrs, c.gates, redlock.WithTTL(c.cfg.TTL), redlock.WithNodeTimeout(c.cfg.NodeTimeout),
+		redlock.WithFencing(), redlock.WithTries(1<<30)); err != nil {
+		return err
 	}
-	cl, err := redlock.New(in.pools, redlock.WithTTL(c.cfg.TTL), redlock.WithNodeTimeout(c.cfg.NodeTimeout),
-		redlock.WithFencing(), redlock.WithTries(1<<30))
-	if err != nil {
-		return fmt.Errorf("chaos: %w", err)
-	}
-	in.client = cl
-	ctx, cancel := context.WithCancel(c.runCtx)
-	in.cancel = cancel
 	c.mu.Lock()
 	c.slots[slot] = in
 	c.mu.Unlock()
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		defer close(in.done)
-		c.worker(ctx, in)
-	}()
+	in.run(c.runCtx, &c.wg, func(ctx context.Context) { c.worker(ctx, in) })
 	return nil
 }
 
@@ -260,19 +236,7 @@ func (c *contention) closeAll() {
 	instances := slices.Clone(c.instances)
 	c.mu.Unlock()
 	for _, in := range instances {
-		if in.cancel != nil {
-			in.cancel()
-			<-in.done
-		}
-		if in.client != nil {
-			in.client.Close()
-		}
-		for _, p := range in.pools {
-			p.Close()
-		}
-		for _, p := range in.proxies {
-			p.Close()
-		}
+		in.close()
 	}
 }
 

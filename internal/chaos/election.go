@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/quorumlock/quorumlock/pool"
 	"github.com/quorumlock/quorumlock/redlock"
 )
 
@@ -58,13 +57,7 @@ type ElectionReport struct {
 // member is one client of the election workload, with its own proxies.
 type member struct {
 	id, slot int
-	client   *redlock.Client
-	pools    []pool.Pool
-	proxies  []*Proxy
-	gate     *Gate
-	cancel   context.CancelFunc
-	done     chan struct{}
-	dead     atomic.Bool
+	peer     // its client, behind its own proxies; its campaign
 	frozen   atomic.Bool
 	leading  atomic.Bool
 }
@@ -258,24 +251,14 @@ func candidateValue(id int) string { return "candidate-" + strconv.Itoa(id) }
 // newMember makes a client with its own gate and a proxy per node (behind
 // the node's gate): a separate service instance.
 func (e *elector) newMember(slot int) (*member, error) {
-	m := &member{slot: slot, gate: &Gate{}, done: make(chan struct{})}
+	m := &member{slot: slot, peer: newPeer()}
 	e.mu.Lock()
 	m.id = len(e.members)
 	e.members = append(e.members, m) // closeAll closes what was made, even on failure
 	e.mu.Unlock()
-	for j, a := range e.addrs {
-		p, err := NewProxy(a, e.gates[j], m.gate)
-		if err != nil {
-			return nil, fmt.Errorf("chaos: %w", err)
-		}
-		m.proxies = append(m.proxies, p)
-		m.pools = append(m.pools, pool.New(p.Addr()))
+	if err := m.connect(e.addrs, e.gates, redlock.WithTTL(e.cfg.TTL), redlock.WithNodeTimeout(e.cfg.NodeTimeout)); err != nil {
+		return nil, err
 	}
-	cl, err := redlock.New(m.pools, redlock.WithTTL(e.cfg.TTL), redlock.WithNodeTimeout(e.cfg.NodeTimeout))
-	if err != nil {
-		return nil, fmt.Errorf("chaos: %w", err)
-	}
-	m.client = cl
 	return m, nil
 }
 
@@ -285,15 +268,10 @@ func (e *elector) startCandidate(slot int) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(e.runCtx)
-	m.cancel = cancel
 	e.mu.Lock()
 	e.slots[slot] = m
 	e.mu.Unlock()
-	e.wg.Go(func() {
-		defer close(m.done)
-		e.campaign(ctx, m)
-	})
+	m.run(e.runCtx, &e.wg, func(ctx context.Context) { e.campaign(ctx, m) })
 	return nil
 }
 
@@ -304,19 +282,7 @@ func (e *elector) closeAll() {
 	members := slices.Clone(e.members)
 	e.mu.Unlock()
 	for _, m := range members {
-		if m.cancel != nil {
-			m.cancel()
-			<-m.done
-		}
-		if m.client != nil {
-			m.client.Close()
-		}
-		for _, p := range m.pools {
-			p.Close()
-		}
-		for _, p := range m.proxies {
-			p.Close()
-		}
+		m.close()
 	}
 }
 
