@@ -2,6 +2,7 @@ package redlock
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -31,6 +32,7 @@ type Client struct {
 	cfg       config
 	clock     clock.Clock
 	holder    string // the values' holder part up to its time (holder.go, M1)
+	chanID    string // "w" and random: names the client's release channels and starts its waiters' ids (L10)
 	closeOnce sync.Once
 	bg        bgHandler // reports failures of background requests, when observed
 	stats     struct {
@@ -66,7 +68,7 @@ func New(pools []pool.Pool, opts ...Option) (*Client, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	c := &Client{pools: slices.Clone(pools), cfg: cfg, clock: clock.Real, closing: make(chan struct{}), holder: holderHead()}
+	c := &Client{pools: slices.Clone(pools), cfg: cfg, clock: clock.Real, closing: make(chan struct{}), holder: holderHead(), chanID: "w" + rand.Text()}
 	c.ext.c, c.bg.c = c, c
 	c.wait = newWaiters(pools)
 	c.nodes = make([]*pipe.Node, len(pools))

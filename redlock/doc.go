@@ -31,9 +31,10 @@
 //
 // Lock callers that find the lock held wait in one line per name, kept on
 // every node and shared by all clients (ALGORITHM.md L1-L6): a release
-// reserves the lock for the first in line and names it on a channel per
-// name, to which the client subscribes while someone waits (one connection
-// per node, shared); the waiter then takes the lock with one round trip.
+// reserves the lock for the first in line and names it on its client's
+// channel of the name, to which the client subscribes while one of its
+// waiters waits, and for a linger after (one connection per node, shared;
+// L10); the waiter then takes the lock with one round trip.
 // Waiters are served in arrival order and never split a quorum among
 // themselves. A waiter attempts every node timeout to keep its place; one
 // that stops leaves the line by itself within a few node timeouts. The line

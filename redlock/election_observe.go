@@ -46,17 +46,13 @@ func (e *Election) observe(ctx context.Context, ch chan Leader) {
 	channels := []string{LockKey(e.lock) + releasedSuffix, LeaderKey(e.name)}
 	for _, s := range e.c.wait.subs {
 		if s != nil {
-			for _, name := range channels {
-				s.add(name, bell)
-			}
+			s.add(bell, channels...)
 		}
 	}
 	defer func() {
 		for _, s := range e.c.wait.subs {
 			if s != nil {
-				for _, name := range channels {
-					s.remove(name, bell)
-				}
+				s.remove(bell, channels...)
 			}
 		}
 	}()

@@ -14,3 +14,24 @@ func LineTake(do func(cmd string, args ...any) (any, error), name, id string, ti
 	return do("EVAL", lineSrc, 3, LockKey(name), LineKey(name), CounterKey(name), "take", id, "dead-waiter-value",
 		10000, ticket, lifetime.Milliseconds(), "0")
 }
+
+// SetLinger sets how long c's subscriptions of a name outlive its last
+// waiter (L10): tests shorten or lengthen it.
+func SetLinger(c *Client, d time.Duration) {
+	c.wait.mu.Lock()
+	c.wait.linger = d
+	c.wait.mu.Unlock()
+}
+
+// Lingering returns how many of c's subscribed names have nobody waiting.
+func Lingering(c *Client) int { return c.wait.lingering() }
+
+// Waiting returns how many of c's own Lock callers wait for name (L9).
+func Waiting(c *Client, name string) int {
+	c.local.mu.Lock()
+	defer c.local.mu.Unlock()
+	return len(c.local.names[name])
+}
+
+// ChannelID returns the id of c's release channels (L10).
+func ChannelID(c *Client) string { return c.chanID }

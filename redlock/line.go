@@ -36,7 +36,7 @@ func reserveFor(tau time.Duration) time.Duration { return 4 * tau }
 
 // waiter is one Lock caller in the line of a name.
 type waiter struct {
-	id      string                 // its entry, and how reservations name it
+	id      string                 // its entry, and how reservations name it: "w<client>.<random>" (L10)
 	place   atomic.Pointer[string] // its ticket: microseconds of the wall clock when it joined (L1)
 	bell    *wakeup
 	entered atomic.Bool // it may have entries on the nodes: it attempted, or was put in line
@@ -59,7 +59,7 @@ func (w *waiter) toBack(c *Client) {
 // and enters the line on every node with its next attempt once it is the
 // first of the client's own waiters for name (L9).
 func (c *Client) join(name string) *waiter {
-	return c.enqueue(&c.local, name, func(bell *wakeup) func() { return c.wait.wait(name, bell) },
+	return c.enqueue(&c.local, name, func(bell *wakeup) func() { return c.wait.wait(name, c.chanID, bell) },
 		func(w *waiter, tau time.Duration) { c.leave(name, w, tau) })
 }
 
@@ -70,7 +70,9 @@ func (c *Client) enqueue(q *queue, name string, listen func(*wakeup) func(), lea
 	// L1: the same ticket on every node, for the whole wait (until a failed
 	// turn sends it to the back, L7), so every node puts the same waiter
 	// first. It orders; it never times.
-	w := &waiter{id: "w" + rand.Text()}
+	// L10: the id starts with the client's channel id, up to the first
+	// '.': a release that reserves for it announces it on that channel.
+	w := &waiter{id: c.chanID + "." + rand.Text()}
 	w.toBack(c)
 	w.bell = newWakeup(w.id, len(c.nodes))
 	unsubscribe := listen(w.bell)

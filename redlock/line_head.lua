@@ -64,10 +64,21 @@ local function enter(line, id, ticket, lifetime, now)
   redis.pcall('PEXPIRE', line, 2 * lifetime, 'NX')
   redis.pcall('PEXPIRE', line, 2 * lifetime, 'GT')
 end
+-- channel returns the channel on which a reservation of K for waiter id is
+-- announced: K..':released:'..cid, cid being the id up to its first '.'
+-- (the id of its client's channel, L10), or the whole id when it has no
+-- '.' (a waiter of an older client, which listens on its own channel).
+local function channel(k, id)
+  local dot = string.find(id, '.', 1, true)
+  if dot then
+    return k .. ':released:' .. string.sub(id, 1, dot - 1)
+  end
+  return k .. ':released:' .. id
+end
 -- hand gives the lock key L to the head of the line: a reservation that
 -- only the head can turn into its lock (L2), for ARGV reserve_ms, announced
--- to it alone on its own channel L..':released:'..id (the other waiters
--- sleep on); with nobody in line it deletes L and announces '1' on
+-- with its id on its client's channel (channel(L, id), L10; the other
+-- waiters sleep on); with nobody in line it deletes L and announces '1' on
 -- L..':released' to every waiter when announce is set. PUBLISH is
 -- best-effort (R5).
 local function hand(lock, line, reserve_ms, announce)
@@ -75,7 +86,7 @@ local function hand(lock, line, reserve_ms, announce)
   -- A reservation that cannot be written (a node out of memory refuses
   -- SET, never DEL) falls back to a plain release.
   if h and not redis.pcall('SET', lock, '~r:' .. h, 'PX', reserve_ms).err then
-    redis.pcall('PUBLISH', lock .. ':released:' .. h, h)
+    redis.pcall('PUBLISH', channel(lock, h), h)
   else
     redis.call('DEL', lock)
     if announce then

@@ -386,9 +386,9 @@ func TestLineWithoutItsRightsFallsBack(t *testing.T) {
 	settled(t, c, name, 0)
 }
 
-// ownChannels waits until every node has want waiters' own release
-// channels of name subscribed: that many waiters have joined, whether or
-// not they stand in the line on the nodes yet.
+// ownChannels waits until every node has want clients' own release
+// channels of name subscribed (L10: one per client, while any of its
+// waiters waits and for the linger after).
 func ownChannels(t *testing.T, c *redistest.Cluster, name string, want int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -422,7 +422,7 @@ func TestClientsOwnWaitersKeepArrivalOrder(t *testing.T) {
 	a1 := waitForLock(t.Context(), one, name)
 	inLine(t, c, name, 1)
 	a2 := waitForLock(t.Context(), one, name) // the same client's second waiter
-	ownChannels(t, c, name, 2)
+	waiting(t, one, name, 2)
 	b := waitForLock(t.Context(), other, name)
 	inLine(t, c, name, 2) // a1 and b stand in line; a2 waits in its client
 	if err := l.Unlock(t.Context()); err != nil {
@@ -449,9 +449,10 @@ func TestClientsOwnWaitersKeepArrivalOrder(t *testing.T) {
 	}
 }
 
-// L4: a waiter whose context ends while it waits in line leaves it on every
-// node, and stops listening: no entry and no subscription is left behind
-// for the next release to reserve for, or to publish to.
+// L4, L10: a waiter whose context ends while it waits in line leaves it on
+// every node, and stops listening: no entry is left behind for the next
+// release to reserve for, and its client's subscription ends with the
+// linger (shortened here).
 func TestWaiterThatGivesUpLeavesNoTrace(t *testing.T) {
 	c := redistest.New(t, 3)
 	const name = "line-give-up"
@@ -459,6 +460,7 @@ func TestWaiterThatGivesUpLeavesNoTrace(t *testing.T) {
 	// A node timeout of 5s gives its entry a lifetime of 20s: longer than
 	// inLine's 10s, so an empty line below is the leaving, not expiry.
 	waiter := newClient(t, c, redlock.WithTries(1<<20), redlock.WithNodeTimeout(5*time.Second))
+	redlock.SetLinger(waiter, 50*time.Millisecond)
 	l, err := holder.TryLock(t.Context(), name)
 	if err != nil {
 		t.Fatal(err)
@@ -473,7 +475,20 @@ func TestWaiterThatGivesUpLeavesNoTrace(t *testing.T) {
 		t.Fatal("Lock returned a lock after its context ended, while the lock was held")
 	}
 	inLine(t, c, name, 0)
+	waiting(t, waiter, name, 0)
 	ownChannels(t, c, name, 0)
+}
+
+// waiting waits until want of cl's own Lock callers wait for name.
+func waiting(t *testing.T, cl *redlock.Client, name string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for redlock.Waiting(cl, name) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the client's callers wait for %q after 10s, want %d", redlock.Waiting(cl, name), name, want)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 // L2, R1: a node out of memory (noeviction) refuses SET but not DEL: a

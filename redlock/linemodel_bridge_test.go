@@ -186,7 +186,7 @@ func TestLineModelFollowsTheClient(t *testing.T) {
 	for i := range nodes {
 		expect(i, "line take "+w2.id)
 	}
-	if got := expect(2, "line undo "+w2.id); !strings.Contains(got, " "+w2.ticket()+" ") || !strings.HasSuffix(got, "announced "+w2.id+" on "+releasedSuffix+":"+w2.id) {
+	if got := expect(2, "line undo "+w2.id); !strings.Contains(got, " "+w2.ticket()+" ") || !strings.HasSuffix(got, "announced "+w2.id+" on "+releasedSuffix+":"+c.chanID) {
 		t.Fatalf("the undo on node 2: %s", got)
 	}
 	// It gives up: it leaves everywhere, and its reservation on node 2 goes

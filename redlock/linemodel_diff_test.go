@@ -436,7 +436,12 @@ func runDifferential(t *testing.T, addr string, seed uint64, noRights bool, ops 
 		tickets: map[string]int64{},
 	}
 	for i := range 2 + int(seed%3) {
+		// Ids of older clients (no '.', announced on their own channel)
+		// and of two waiters of one client (announced on its channel, L10).
 		id := "w" + string(rune('A'+i))
+		if i%2 == 1 {
+			id = "wK." + string(rune('A'+i))
+		}
 		g.ids = append(g.ids, id)
 		g.tickets[id] = 1_700_000_000_000_000 + g.rnd.Int64N(3)
 	}

@@ -248,15 +248,23 @@ func (n *lineNode) head(c *scriptClock) string {
 // key and suffix, msg. The zero value is none.
 type announcement struct{ suffix, msg string }
 
+// clientChannel is line_head.lua's channel(), past the key and ':released:':
+// a waiter's id up to its first '.', its client's channel id, or the whole
+// id when it has none (a waiter of an older client, L10).
+func clientChannel(id string) string {
+	cid, _, _ := strings.Cut(id, ".")
+	return cid
+}
+
 // hand is line_head.lua's hand(): a reservation for the first in line for
-// reserve ms, announced to it alone on its own channel; or, with nobody in
+// reserve ms, announced with its id on its client's channel (L10); or, with nobody in
 // line, DEL, announced to every waiter with '1' when announce is set. It
 // returns what was published.
 func (n *lineNode) hand(c *scriptClock, reserve int64, announce bool) announcement {
 	if h := n.head(c); h != "" {
 		n.key, n.keyExp, n.pxKey = "~r:"+h, c.mstime()+reserve, reserve
 		n.cov.hit("hand: reserved for the first in line")
-		return announcement{releasedSuffix + ":" + h, h}
+		return announcement{releasedSuffix + ":" + clientChannel(h), h}
 	}
 	n.key = ""
 	if announce {

@@ -45,9 +45,10 @@ local function reserved()
   return r
 end
 -- pass gives slot i to the first live waiter, other than skip, with no
--- reservation here (one reservation per waiter and node, S4), announced on
--- its own channel; with nobody such, or no memory for the reservation, it
--- deletes the slot. PUBLISH is best-effort (R5).
+-- reservation here (one reservation per waiter and node, S4), announced
+-- with its id on its client's channel of the slot (L10); with nobody such,
+-- or no memory for the reservation, it deletes the slot. PUBLISH is
+-- best-effort (R5).
 local function pass(i, reserve_ms, skip)
   local entries = live(line) or {}
   table.sort(entries, before)
@@ -56,7 +57,7 @@ local function pass(i, reserve_ms, skip)
     local id = e[1]
     if id ~= skip and not held[id] then
       if not redis.pcall('SET', slot(i), '~r:' .. id, 'PX', reserve_ms).err then
-        redis.pcall('PUBLISH', slot(i) .. ':released:' .. id, id)
+        redis.pcall('PUBLISH', channel(slot(i), id), id)
         return
       end
       break

@@ -7,7 +7,8 @@ import (
 )
 
 // MaxPermits is the most permits a Semaphore may have: every attempt reads
-// each slot on each node, and a waiter listens on a channel per slot.
+// each slot on each node, and a client with waiters listens on a channel
+// per slot.
 const MaxPermits = 1024
 
 // Semaphore lets at most a fixed number of holders hold a name at once:

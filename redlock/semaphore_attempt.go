@@ -18,20 +18,22 @@ type acquisition struct {
 	prefer int // a slot, or -1
 }
 
-// join puts the caller in the semaphore's line: it listens on its own
-// channel of every slot, where a freed slot is handed to it (S4).
+// join puts the caller in the semaphore's line: it listens on its
+// client's channel of every slot, where a freed slot is handed to it,
+// named by its id (S4, L10).
 func (a *acquisition) join() *waiter {
 	s, c := a.s, a.s.c
 	return c.enqueue(&c.sems, s.name,
-		func(bell *wakeup) func() { return c.wait.listen(bell, s.channels(bell.id)...) },
+		func(bell *wakeup) func() { return c.wait.listen(bell, s.channels(c.chanID)...) },
 		func(w *waiter, tau time.Duration) { s.leave(w, tau, "", -1) })
 }
 
-// channels returns the channels on which the slots are handed to waiter id.
-func (s *Semaphore) channels(id string) []string {
+// channels returns the channels on which the slots are handed to the
+// waiters of the client with channel id cid (sem.lua pass, L10).
+func (s *Semaphore) channels(cid string) []string {
 	out := make([]string, len(s.slots))
 	for i, k := range s.slots {
-		out[i] = k + releasedSuffix + ":" + id
+		out[i] = k + releasedSuffix + ":" + cid
 	}
 	return out
 }

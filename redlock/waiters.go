@@ -1,7 +1,9 @@
 package redlock
 
 import (
+	"container/list"
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,17 +14,57 @@ import (
 
 // waiters wakes Lock callers when a lock they wait for is released, instead
 // of leaving them to poll: Unlock's script publishes on a channel per name
-// (LockKey(name) + ":released"), and the client keeps one subscription
-// connection per node, shared by all its waiters, subscribed only to the
-// names someone waits for. Messages can be lost (a node down, a connection
-// replaced): the jittered retry delay stays as the fallback, so liveness
-// never depends on a message.
+// (LockKey(name) + ":released"), and a reservation for a waiter on its
+// client's channel of the name (LockKey(name) + ":released:" + the
+// client's channel id, L10). The client keeps one subscription connection
+// per node, shared by all its waiters, subscribed to the names someone
+// waits for, and for a while after (linger). Messages can be lost (a node
+// down, a connection replaced): the jittered retry delay stays as the
+// fallback, so liveness never depends on a message.
 type waiters struct {
 	subs []*subscriber // per node; nil where the pool cannot dial (no wake-ups there)
+
+	mu      sync.Mutex
+	groups  map[string]*group // the channel sets subscribed, by groupKey
+	idle    *list.List        // the lingering groups, oldest first
+	linger  time.Duration     // how long a group stays subscribed with nobody waiting
+	closed  bool
+	expires sync.WaitGroup // linger timers scheduled or running
+}
+
+// lingerFor is how long a name's channels stay subscribed after its last
+// waiter of the client left (L10): a client that locks the same name again
+// within it finds them subscribed and sends nothing, instead of a
+// SUBSCRIBE and an UNSUBSCRIBE per channel and node for every Lock call
+// that waits, which on a busy name cost the nodes more than the locking.
+// Long enough to span the gaps between a service's acquisitions of a busy
+// name; short enough that a name no longer used stops costing a PUBLISH
+// fan-out within seconds.
+const lingerFor = 10 * time.Second
+
+// maxLingering bounds the names that linger per client (L10): past it, the
+// one that has lingered longest is unsubscribed at once, so a client that
+// locks many distinct names keeps at most this many subscribed for nobody.
+const maxLingering = 256
+
+// group is the channels waiters of one name listen on (for a lock: the
+// name's channel and the client's own channel of the name), subscribed on
+// every node while any of them waits and for linger after the last left.
+// keeper stands in the subscriber's sets for the group's whole life, so a
+// channel is not unsubscribed when its last bell leaves (nor when an
+// Election observer listening on the same channel stops).
+type group struct {
+	key      string
+	channels []string
+	keeper   *wakeup
+	waiting  int           // bells listening
+	elem     *list.Element // in idle while lingering
+	timer    *time.Timer   // ends the linger
+	gen      int           // counts lingers: a timer ends only its own
 }
 
 func newWaiters(pools []pool.Pool) *waiters {
-	w := &waiters{subs: make([]*subscriber, len(pools))}
+	w := &waiters{subs: make([]*subscriber, len(pools)), groups: map[string]*group{}, idle: list.New(), linger: lingerFor}
 	for i, p := range pools {
 		if d, ok := p.(pool.Dialer); ok {
 			ctx, cancel := context.WithCancel(context.Background())
@@ -34,35 +76,111 @@ func newWaiters(pools []pool.Pool) *waiters {
 
 // wait rings bell when releases of name are announced, until the function
 // it returns is called: on the name's channel, where a release with nobody
-// in line is announced to every waiter, and on the waiter's own channel,
-// where a reservation for it is announced to it alone (L2).
-func (w *waiters) wait(name string, bell *wakeup) func() {
+// in line is announced to every waiter, and on the client's own channel of
+// the name, where a reservation for one of its waiters is announced with
+// that waiter's id (L2, L10: wakeup.announced rings only the waiter named).
+func (w *waiters) wait(name, cid string, bell *wakeup) func() {
 	all := LockKey(name) + releasedSuffix
-	return w.listen(bell, all, all+":"+bell.id)
+	return w.listen(bell, all, all+":"+cid)
 }
 
 // listen rings bell on every message on channels until the function it
-// returns is called.
+// returns is called. The channels stay subscribed while anyone listens on
+// them, and for linger after (L10).
 func (w *waiters) listen(bell *wakeup, channels ...string) func() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return func() {}
+	}
+	key := strings.Join(channels, "\x00")
+	g := w.groups[key]
+	if g == nil {
+		g = &group{key: key, channels: channels, keeper: newWakeup("", len(w.subs))}
+		w.groups[key] = g
+		w.each(func(s *subscriber) { s.add(g.keeper, g.channels...) })
+	} else if g.elem != nil { // lingering: back in use, subscribed still
+		w.idle.Remove(g.elem)
+		g.elem = nil
+		w.stopTimer(g)
+	}
+	g.waiting++
+	w.each(func(s *subscriber) { s.add(bell, g.channels...) })
+	var once sync.Once
+	return func() { once.Do(func() { w.unlisten(g, bell) }) }
+}
+
+// unlisten stops ringing bell; when it was the group's last, the group
+// lingers, and the longest lingering one goes past maxLingering.
+func (w *waiters) unlisten(g *group, bell *wakeup) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
+	w.each(func(s *subscriber) { s.remove(bell, g.channels...) })
+	if g.waiting--; g.waiting > 0 {
+		return
+	}
+	g.elem = w.idle.PushBack(g)
+	g.gen++
+	gen := g.gen
+	w.expires.Add(1)
+	g.timer = time.AfterFunc(w.linger, func() {
+		defer w.expires.Done()
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if !w.closed && g.elem != nil && g.gen == gen {
+			w.dropLocked(g)
+		}
+	})
+	for w.idle.Len() > maxLingering {
+		old := w.idle.Front().Value.(*group)
+		w.stopTimer(old)
+		w.dropLocked(old)
+	}
+}
+
+// stopTimer stops g's linger timer, if it had not fired.
+func (w *waiters) stopTimer(g *group) {
+	if g.timer != nil && g.timer.Stop() {
+		w.expires.Done()
+	}
+	g.timer = nil
+}
+
+// dropLocked unsubscribes the lingering group g.
+func (w *waiters) dropLocked(g *group) {
+	w.idle.Remove(g.elem)
+	g.elem = nil
+	delete(w.groups, g.key)
+	w.each(func(s *subscriber) { s.remove(g.keeper, g.channels...) })
+}
+
+// each calls f for every node that subscribes.
+func (w *waiters) each(f func(*subscriber)) {
 	for _, s := range w.subs {
 		if s != nil {
-			for _, ch := range channels {
-				s.add(ch, bell)
-			}
-		}
-	}
-	return func() {
-		for _, s := range w.subs {
-			if s != nil {
-				for _, ch := range channels {
-					s.remove(ch, bell)
-				}
-			}
+			f(s)
 		}
 	}
 }
 
+// lingering returns how many groups are subscribed with nobody waiting.
+func (w *waiters) lingering() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.idle.Len()
+}
+
 func (w *waiters) close() {
+	w.mu.Lock()
+	w.closed = true
+	for _, g := range w.groups {
+		w.stopTimer(g)
+	}
+	w.mu.Unlock()
+	w.expires.Wait() // a timer that fired finds the waiters closed
 	for _, s := range w.subs {
 		if s != nil {
 			s.close()
@@ -110,7 +228,9 @@ type subscriber struct {
 	stop      chan struct{} // closed by close
 }
 
-func (s *subscriber) add(channel string, bell *wakeup) {
+// add rings bell on messages on channels, subscribing (one SUBSCRIBE) to
+// those nobody listened on.
+func (s *subscriber) add(bell *wakeup, channels ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -122,23 +242,37 @@ func (s *subscriber) add(channel string, bell *wakeup) {
 		go s.loop()
 		go s.sender()
 	}
-	set := s.chans[channel]
-	if set == nil {
-		set = map[*wakeup]struct{}{}
-		s.chans[channel] = set
-		s.queueLocked("SUBSCRIBE", channel)
+	cmd := []any{"SUBSCRIBE"}
+	for _, ch := range channels {
+		set := s.chans[ch]
+		if set == nil {
+			set = map[*wakeup]struct{}{}
+			s.chans[ch] = set
+			cmd = append(cmd, ch)
+		}
+		set[bell] = struct{}{}
 	}
-	set[bell] = struct{}{}
+	if len(cmd) > 1 {
+		s.queueLocked(cmd...)
+	}
 }
 
-func (s *subscriber) remove(channel string, bell *wakeup) {
+// remove stops ringing bell on channels, unsubscribing (one UNSUBSCRIBE)
+// from those nobody listens on any more.
+func (s *subscriber) remove(bell *wakeup, channels ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	set := s.chans[channel]
-	delete(set, bell)
-	if len(set) == 0 && set != nil {
-		delete(s.chans, channel)
-		s.queueLocked("UNSUBSCRIBE", channel)
+	cmd := []any{"UNSUBSCRIBE"}
+	for _, ch := range channels {
+		set := s.chans[ch]
+		delete(set, bell)
+		if len(set) == 0 && set != nil {
+			delete(s.chans, ch)
+			cmd = append(cmd, ch)
+		}
+	}
+	if len(cmd) > 1 {
+		s.queueLocked(cmd...)
 	}
 }
 
