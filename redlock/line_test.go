@@ -292,7 +292,11 @@ func TestHeadThatCannotCompleteGoesToTheBack(t *testing.T) {
 				stuckAddrs[i], proxies = p.Addr(), append(proxies, p)
 			}
 			stuck := newClientOn(t, newPools(t, stuckAddrs), opts...)
-			l, err := holder.TryLock(t.Context(), name)
+			// Set-up, with retries: on a loaded machine a first attempt on
+			// new connections can miss the 50ms node timeout.
+			setup, cancelSetup := context.WithTimeout(t.Context(), 10*time.Second)
+			l, err := holder.Lock(setup, name)
+			cancelSetup()
 			if err != nil {
 				t.Fatal(err)
 			}
