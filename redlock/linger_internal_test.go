@@ -122,3 +122,27 @@ func TestLingeringNamesAreBounded(t *testing.T) {
 		awaitSubscribers(t, c, channel(name), 0)
 	}
 }
+
+// L10: the bound counts channels too: a semaphore's name has one per
+// permit, so two semaphores of 600 permits (over maxLingeringChannels
+// together) leave only the later one lingering.
+func TestLingeringChannelsAreBounded(t *testing.T) {
+	c := redistest.New(t, 1)
+	cl := newTestClient(t, testPools(t, c))
+	var sems []*Semaphore
+	for i := range 2 {
+		s, err := cl.Semaphore("linger-sem-"+strconv.Itoa(i), 600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sems = append(sems, s)
+		w := (&acquisition{s: s, prefer: -1}).join()
+		w.stop()
+	}
+	if k := cl.wait.lingering(); k != 1 {
+		t.Fatalf("%d names linger, want 1: two of 600 channels each are over the bound of %d channels", k, maxLingeringChannels)
+	}
+	for i, s := range sems {
+		awaitSubscribers(t, c, s.channels(cl.chanID)[0], i) // the first evicted, the second lingers
+	}
+}

@@ -24,12 +24,13 @@ import (
 type waiters struct {
 	subs []*subscriber // per node; nil where the pool cannot dial (no wake-ups there)
 
-	mu      sync.Mutex
-	groups  map[string]*group // the channel sets subscribed, by groupKey
-	idle    *list.List        // the lingering groups, oldest first
-	linger  time.Duration     // how long a group stays subscribed with nobody waiting
-	closed  bool
-	expires sync.WaitGroup // linger timers scheduled or running
+	mu           sync.Mutex
+	groups       map[string]*group // the channel sets subscribed, by groupKey
+	idle         *list.List        // the lingering groups, oldest first
+	linger       time.Duration     // how long a group stays subscribed with nobody waiting
+	idleChannels int               // the channels of the groups in idle
+	closed       bool
+	expires      sync.WaitGroup // linger timers scheduled or running
 }
 
 // lingerFor is how long a name's channels stay subscribed after its last
@@ -46,6 +47,11 @@ const lingerFor = 10 * time.Second
 // one that has lingered longest is unsubscribed at once, so a client that
 // locks many distinct names keeps at most this many subscribed for nobody.
 const maxLingering = 256
+
+// maxLingeringChannels bounds the channels those names hold (L10): a
+// semaphore's name has one per permit, up to MaxPermits, and 256 of them
+// would keep a quarter of a million channels subscribed on every node.
+const maxLingeringChannels = 1024
 
 // group is the channels waiters of one name listen on (for a lock: the
 // name's channel and the client's own channel of the name), subscribed on
@@ -101,6 +107,7 @@ func (w *waiters) listen(bell *wakeup, channels ...string) func() {
 		w.each(func(s *subscriber) { s.add(g.keeper, g.channels...) })
 	} else if g.elem != nil { // lingering: back in use, subscribed still
 		w.idle.Remove(g.elem)
+		w.idleChannels -= len(g.channels)
 		g.elem = nil
 		w.stopTimer(g)
 	}
@@ -111,7 +118,8 @@ func (w *waiters) listen(bell *wakeup, channels ...string) func() {
 }
 
 // unlisten stops ringing bell; when it was the group's last, the group
-// lingers, and the longest lingering one goes past maxLingering.
+// lingers, and the longest lingering ones go past maxLingering names or
+// maxLingeringChannels channels.
 func (w *waiters) unlisten(g *group, bell *wakeup) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -123,6 +131,7 @@ func (w *waiters) unlisten(g *group, bell *wakeup) {
 		return
 	}
 	g.elem = w.idle.PushBack(g)
+	w.idleChannels += len(g.channels)
 	g.gen++
 	gen := g.gen
 	w.expires.Add(1)
@@ -134,7 +143,7 @@ func (w *waiters) unlisten(g *group, bell *wakeup) {
 			w.dropLocked(g)
 		}
 	})
-	for w.idle.Len() > maxLingering {
+	for w.idle.Len() > maxLingering || w.idleChannels > maxLingeringChannels {
 		old := w.idle.Front().Value.(*group)
 		w.stopTimer(old)
 		w.dropLocked(old)
@@ -152,6 +161,7 @@ func (w *waiters) stopTimer(g *group) {
 // dropLocked unsubscribes the lingering group g.
 func (w *waiters) dropLocked(g *group) {
 	w.idle.Remove(g.elem)
+	w.idleChannels -= len(g.channels)
 	g.elem = nil
 	delete(w.groups, g.key)
 	w.each(func(s *subscriber) { s.remove(g.keeper, g.channels...) })
