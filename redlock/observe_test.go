@@ -269,6 +269,10 @@ func TestObserverSeesNodeFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// TryLock returns at the quorum (A6): node 0 may not yet have run the
+	// SCRIPT LOADs its new connection sent before the SET. Once it holds
+	// the key it has, and the flush comes after them.
+	settled(t, c, "nodefail", 5)
 	if _, err := nodes[0].Do("SCRIPT", "FLUSH"); err != nil {
 		t.Fatal(err)
 	}
