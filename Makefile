@@ -3,7 +3,7 @@ GO ?= go
 SHELL := /bin/bash
 PKGS := ./...
 
-.PHONY: test check redis bench bench-instances bench-semaphore bench-go cover
+.PHONY: test check redis bench bench-instances bench-semaphore bench-election bench-go cover
 
 ## test: install redis-server if needed, check formatting and vet, run every test with -race
 test: redis check
@@ -36,6 +36,11 @@ bench-instances: redis
 ## (BENCH_ROUNDS, default 3); writes bench/SEMAPHORE.md
 bench-semaphore: redis
 	cd bench && $(GO) run . -suite semaphore -rounds $${BENCH_ROUNDS:-3}
+
+## bench-election: election failover after the leader is killed and after it resigns, 4 candidates
+## (BENCH_ROUNDS, default 3); writes its section of bench/RESULTS.md
+bench-election: redis
+	cd bench && $(GO) run . -suite election -rounds $${BENCH_ROUNDS:-3}
 
 ## bench-go: the Go benchmarks (ns, allocs and bytes per op), 5 runs each
 bench-go: redis
