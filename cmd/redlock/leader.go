@@ -45,20 +45,9 @@ func runLeader(args []string) int {
 	var o leaderOpts
 	fl := leaderFlagSet(&o)
 	cf := &o.conn
-	pos, command, dashdash, err := parseArgs(fl, args)
-	if errors.Is(err, flag.ErrHelp) {
-		printCommandHelp("leader")
-		return exitOK
-	}
-	if err != nil {
-		return usageErr("leader", "%v", err)
-	}
-	cf.resolveEnv(fl)
-	switch {
-	case len(pos) == 0:
-		return usageErr("leader", "missing election NAME: redlock leader [flags] NAME")
-	case len(pos) > 1 || dashdash || len(command) > 0:
-		return usageErr("leader", "unexpected arguments after NAME %q: leader takes one NAME", pos[0])
+	name, code, ok := parseNamed("leader", "election", fl, cf, args)
+	if !ok {
+		return code
 	}
 	pools, err := cf.openPools()
 	if err != nil {
@@ -70,7 +59,7 @@ func runLeader(args []string) int {
 		return usageErr("leader", "%v", libMsg(err))
 	}
 	defer client.Close()
-	e, err := client.Election(pos[0])
+	e, err := client.Election(name)
 	if err != nil {
 		return usageErr("leader", "%v", libMsg(err))
 	}

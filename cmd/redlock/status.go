@@ -93,6 +93,13 @@ func runStatus(args []string) int {
 // NAME and no command (status, unlock). On a bad one it prints one line and
 // returns ok false with the exit code (exitOK after --help).
 func parseNameCommand(cmd string, fl *flag.FlagSet, cf *connFlags, args []string) (name string, code int, ok bool) {
+	return parseNamed(cmd, "lock", fl, cf, args)
+}
+
+// parseNamed is parseNameCommand for a NAME of what ("lock", "election"):
+// a lock name is checked here; an election's by the library, which knows
+// its longer prefix.
+func parseNamed(cmd, what string, fl *flag.FlagSet, cf *connFlags, args []string) (name string, code int, ok bool) {
 	pos, command, dashdash, err := parseArgs(fl, args)
 	if errors.Is(err, flag.ErrHelp) {
 		printCommandHelp(cmd)
@@ -104,12 +111,14 @@ func parseNameCommand(cmd string, fl *flag.FlagSet, cf *connFlags, args []string
 	cf.resolveEnv(fl)
 	switch {
 	case len(pos) == 0:
-		return "", usageErr(cmd, "missing lock NAME: redlock %s [flags] NAME", cmd), false
+		return "", usageErr(cmd, "missing %s NAME: redlock %s [flags] NAME", what, cmd), false
 	case len(pos) > 1 || dashdash || len(command) > 0:
 		return "", usageErr(cmd, "unexpected arguments after NAME %q: %s takes one NAME", pos[0], cmd), false
 	}
-	if err := checkName(pos[0]); err != nil {
-		return "", usageErr(cmd, "%v", err), false
+	if what == "lock" {
+		if err := checkName(pos[0]); err != nil {
+			return "", usageErr(cmd, "%v", err), false
+		}
 	}
 	return pos[0], exitOK, true
 }
