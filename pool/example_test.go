@@ -50,7 +50,7 @@ func exampleTLSNodes() exampleTLS {
 		env := exampleTLS{caFile: pki.CA, certFile: pki.ClientCert, keyFile: pki.ClientKey,
 			passwordFile: filepath.Join(dir, "password")}
 		for _, n := range c.Nodes() {
-			args := append([]any{"SETUSER", "locker", "reset", "on", ">" + lockerPassword}, lockerRights...)
+			args := append([]any{"SETUSER", "locker", "reset", "on", ">" + lockerPassword}, redistest.LockerRights...)
 			if _, err := n.Do("ACL", args...); err != nil {
 				panic(err)
 			}

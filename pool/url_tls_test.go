@@ -17,14 +17,6 @@ import (
 	"github.com/quorumlock/quorumlock/redlock"
 )
 
-// lockerRights are the ACL rules of the user "locker": the README's minimal
-// user for the lock (section "Redis ACL users"), with SELECT for a URL's
-// /DB.
-var lockerRights = []any{"~redlock:*", "&redlock:*", "-@all",
-	"+set", "+get", "+del", "+pexpire", "+incr", "+type", "+hgetall", "+hset", "+hdel", "+time",
-	"+eval", "+evalsha", "+script|load", "+publish", "+subscribe", "+unsubscribe", "+ping",
-	"+info", "+config|get", "+select"}
-
 // tlsACL is a set of TLS-only nodes that require a client certificate,
 // whose default user has a password of its own and whose user "locker" may
 // do what the lock needs and nothing more.
@@ -40,25 +32,8 @@ const (
 )
 
 func startTLSACL(t *testing.T, n int) *tlsACL {
-	t.Helper()
-	dir := t.TempDir()
-	pki, err := redistest.WriteTestPKI(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redistest.New(t, n, redistest.WithTLS(pki.ServerCert, pki.ServerKey, pki.CA),
-		redistest.WithTLSClientAuth(pki.ClientCert, pki.ClientKey), redistest.WithPassword(adminPassword))
-	for _, node := range c.Nodes() {
-		args := append([]any{"SETUSER", "locker", "reset", "on", ">" + lockerPassword}, lockerRights...)
-		if _, err := node.Do("ACL", args...); err != nil {
-			t.Fatalf("ACL SETUSER on %s: %v", node.Addr(), err)
-		}
-	}
-	pwFile := filepath.Join(dir, "password")
-	if err := os.WriteFile(pwFile, []byte(lockerPassword+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return &tlsACL{c: c, pki: pki, passwordFile: pwFile}
+	e := redistest.StartTLSACL(t, n, adminPassword, lockerPassword)
+	return &tlsACL{c: e.Cluster, pki: e.PKI, passwordFile: e.PasswordFile}
 }
 
 // url returns the rediss:// URL of node i for user "locker", without the

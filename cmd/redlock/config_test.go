@@ -3,8 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -31,27 +29,8 @@ type tlsNodes struct {
 }
 
 func startTLSNodes(t *testing.T, n int) *tlsNodes {
-	t.Helper()
-	dir := t.TempDir()
-	pki, err := redistest.WriteTestPKI(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redistest.New(t, n, redistest.WithTLS(pki.ServerCert, pki.ServerKey, pki.CA),
-		redistest.WithTLSClientAuth(pki.ClientCert, pki.ClientKey), redistest.WithPassword(adminPW))
-	for _, node := range c.Nodes() {
-		if _, err := node.Do("ACL", "SETUSER", "locker", "reset", "on", ">"+lockerPW, "~redlock:*", "&redlock:*", "-@all",
-			"+set", "+get", "+del", "+pexpire", "+incr", "+type", "+hgetall", "+hset", "+hdel", "+time",
-			"+eval", "+evalsha", "+script|load", "+publish", "+subscribe", "+unsubscribe", "+ping",
-			"+info", "+config|get", "+pttl"); err != nil {
-			t.Fatalf("ACL SETUSER on %s: %v", node.Addr(), err)
-		}
-	}
-	pw := filepath.Join(dir, "password")
-	if err := os.WriteFile(pw, []byte(lockerPW+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return &tlsNodes{c: c, pki: pki, passwordFile: pw}
+	e := redistest.StartTLSACL(t, n, adminPW, lockerPW)
+	return &tlsNodes{c: e.Cluster, pki: e.PKI, passwordFile: e.PasswordFile}
 }
 
 // tlsFlags are the four TLS flags for the nodes: their CA, the client
