@@ -320,7 +320,8 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 		cmd, args = "EVALSHA", w.lineArgs(key, line, counter, value, cfg)
 		w.bell.reset() // reservations announced from now on ring for the next attempt
 	case cfg.fencing:
-		cmd, args = "EVALSHA", []any{acquireHash, 2, key, CounterKey(name), value, cfg.ttl.Milliseconds(), "1"}
+		counter = CounterKey(name) // boxed once: the acquisition and the write-back (F3)
+		cmd, args = "EVALSHA", []any{acquireHash, 2, key, counter, value, cfg.ttl.Milliseconds(), "1"}
 	}
 	// A2: T1 is read right before the requests are queued for writing;
 	// the connections are already open, and no back-off follows.
@@ -332,7 +333,7 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 	var fenceErrs *multierror.Error
 	var fenceCtxErr error
 	if ok && cfg.fencing {
-		token, ok, fenceErrs, fenceCtxErr = c.fence(ctx, key, CounterKey(name), value, cfg.nodeTimeout, r)
+		token, ok, fenceErrs, fenceCtxErr = c.fence(ctx, key, counter, value, cfg.nodeTimeout, r)
 	}
 	// A7: Q grants (and Q nodes holding the token, F3), and validity left
 	// when the last reply used arrived.
