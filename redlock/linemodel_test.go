@@ -823,17 +823,6 @@ func TestLineModelWithoutRightsIsPlainRedlock(t *testing.T) {
 	}
 }
 
-// knownViolation skips the test when a violation that was reported and
-// is not fixed yet happens, showing it; once it no longer happens, it
-// fails, so that the mark goes with the fix.
-func knownViolation(t *testing.T, what string, happened bool) {
-	t.Helper()
-	if happened {
-		t.Skipf("known violation, reported, not fixed: %s", what)
-	}
-	t.Fatalf("the known violation no longer happens (%s): once the differential test agrees with the fixed scripts, remove this mark", what)
-}
-
 // L3: nothing is left behind: after every command of the small world, on
 // every node state, the line's hash, when it exists, has an expiry, so it
 // goes by itself once nobody renews it.

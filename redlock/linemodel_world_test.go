@@ -420,10 +420,6 @@ func boolByte(v bool) byte {
 	return 0
 }
 
-func appendString(b []byte, s string) []byte {
-	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
-}
-
 // Event kinds.
 const (
 	eDeliver uint8 = iota // a node runs the first request of a connection

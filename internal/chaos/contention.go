@@ -97,12 +97,6 @@ func (in *instance) setWaiting(t time.Time) {
 	in.mu.Unlock()
 }
 
-func (in *instance) isFrozen() bool {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return len(in.frozen) > 0 && in.frozen[len(in.frozen)-1][1].IsZero()
-}
-
 // contention is one contention run in progress.
 type contention struct {
 	cfg   Config
