@@ -132,7 +132,7 @@ func TestInterleavingsAlwaysHandOver(t *testing.T) {
 		&worldConfig{name: "deep: N=3, 2 waiters arriving, 1 fault", n: 3, waiters: 2, q: 1, faults: 1, arrive: 0, holdFor: 2, horizon: 12, ttl: 1000, bound: bound},
 	))
 	for _, x := range xs {
-		if x.handovers == 0 && x.cfg.known == "" {
+		if x.handovers == 0 {
 			t.Errorf("%s: no release was followed by a success: progress was never checked", x.cfg.name)
 		}
 	}

@@ -149,15 +149,12 @@ type worldConfig struct {
 	registered bool
 	// noRights: the nodes' ACL user may not use the line (L8).
 	noRights bool
-	// known names a violation this configuration reproduces, reported and
-	// not yet fixed: the test skips, showing it, and fails once it is gone.
-	known   string
-	holdFor int64 // a holder releases within this
-	tries   int   // attempts per waiter (0: unbounded)
-	horizon int64 // model time explored
-	ttl     int64 // the lock's TTL, in quanta
-	bound   int64 // progress: a freed lock is taken within this (0: not checked)
-	limit   int   // states explored at most (0: 20 million)
+	holdFor  int64 // a holder releases within this
+	tries    int   // attempts per waiter (0: unbounded)
+	horizon  int64 // model time explored
+	ttl      int64 // the lock's TTL, in quanta
+	bound    int64 // progress: a freed lock is taken within this (0: not checked)
+	limit    int   // states explored at most (0: 20 million)
 
 	// Derived.
 	quorum              int
@@ -1019,13 +1016,8 @@ func explore(t *testing.T, cfg *worldConfig) *explorer {
 	start := time.Now()
 	x.interleavings = x.visit(newWorld(cfg))
 	x.elapsed = time.Since(start)
-	switch {
-	case x.failure != "" && cfg.known != "":
-		t.Skipf("%s: known violation, reported (%s): %s\ninterleaving:\n  %s", cfg.name, cfg.known, x.failure, describe(cfg, x.failPath))
-	case x.failure != "":
+	if x.failure != "" {
 		t.Fatalf("%s: %s\ninterleaving:\n  %s", cfg.name, x.failure, describe(cfg, x.failPath))
-	case cfg.known != "":
-		t.Fatalf("%s: the known violation (%s) no longer happens: once the differential test agrees with the fixed scripts, drop it from the configuration", cfg.name, cfg.known)
 	}
 	t.Logf("%s: %d states, %.3g interleavings, %d successes, %d after a release (longest wait %d tau), %d order checks, %d stops; %v",
 		cfg.name, len(x.memo), x.interleavings, x.successes, x.handovers, x.maxDelay/cfg.q, x.orderChecks, x.stops, x.elapsed.Round(time.Millisecond))
