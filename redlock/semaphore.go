@@ -84,10 +84,7 @@ func (s *Semaphore) Acquire(ctx context.Context, opts ...Option) (*Lock, error) 
 	if err != nil {
 		return nil, err
 	}
-	if s.c.observed() {
-		return s.c.observeLock(ctx, s.name, &cfg, &acquisition{s: s, prefer: -1})
-	}
-	return s.c.contend(ctx, &acquisition{s: s, prefer: -1}, &cfg)
+	return s.c.acquire(ctx, s.name, &cfg, &acquisition{s: s, prefer: -1})
 }
 
 // SemaphoreSlotKey returns the Redis key of slot i of semaphore name:
