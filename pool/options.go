@@ -117,8 +117,9 @@ func WithMaxIdle(n int) Option { return func(c *config) { c.maxIdle = n } }
 // connections from piling up behind a frozen node. Default: 256.
 func WithMaxActive(n int) Option { return func(c *config) { c.maxActive = n } }
 
-func defaultConfig() config {
-	return config{
+// newConfig returns the defaults with opts applied, for New and FromURL.
+func newConfig(opts []Option) config {
+	c := config{
 		dialTimeout:  DefaultDialTimeout,
 		readTimeout:  DefaultReadTimeout,
 		writeTimeout: DefaultWriteTimeout,
@@ -126,6 +127,10 @@ func defaultConfig() config {
 		maxActive:    DefaultMaxActive,
 		idleTimeout:  DefaultIdleTimeout,
 	}
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
 }
 
 // settings are what resolve makes of a config: the files and the
@@ -230,11 +235,7 @@ func newPool(addr string, c config, tlsOn bool) (Pool, error) {
 // reports it (see Validate). FromURL takes a redis:// or rediss:// URL
 // instead, and returns the error.
 func New(addr string, opts ...Option) Pool {
-	c := defaultConfig()
-	for _, o := range opts {
-		o(&c)
-	}
-	p, err := newPool(addr, c, false)
+	p, err := newPool(addr, newConfig(opts), false)
 	if err != nil {
 		return &badPool{addr: addr, err: err}
 	}

@@ -277,10 +277,7 @@ func FromURL(rawURL string, opts ...Option) (Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := defaultConfig()
-	for _, o := range opts {
-		o(&c)
-	}
+	c := newConfig(opts)
 	if !u.TLS && (c.tls != nil || c.tlsFiles.set()) {
 		return nil, &URLError{URL: u.redacted, Part: "scheme", Err: errors.New("redis:// is plain TCP, but TLS options are given: use rediss://")}
 	}

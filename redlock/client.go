@@ -155,10 +155,16 @@ func (c *Client) Lock(ctx context.Context, name string, opts ...Option) (*Lock, 
 	if err != nil {
 		return nil, err
 	}
+	return c.acquire(ctx, name, &cfg, mutex{c, name})
+}
+
+// acquire is Lock and Semaphore.Acquire: contend for k, reported as an
+// EventLock when the client is observed.
+func (c *Client) acquire(ctx context.Context, name string, cfg *config, k contender) (*Lock, error) {
 	if c.observed() {
-		return c.observeLock(ctx, name, &cfg, mutex{c, name})
+		return c.observeLock(ctx, name, cfg, k)
 	}
-	return c.contend(ctx, mutex{c, name}, &cfg)
+	return c.contend(ctx, k, cfg)
 }
 
 // contender is what Lock and Semaphore.Acquire wait for: a lock name, or a

@@ -225,13 +225,10 @@ func (c *Client) closed() error {
 	}
 }
 
-// nodeError wraps one node's failure: a missed deadline becomes
-// ErrNodeTimeout, as in a round (round.errors).
+// nodeError wraps one node's failure as a round does (round.errors,
+// nodeCause): a missed deadline becomes ErrNodeTimeout.
 func nodeError(addr string, err error, tau time.Duration) *NodeError {
-	if errors.Is(err, pipe.ErrTimeout) {
-		err = fmt.Errorf("%w: no answer within %v", ErrNodeTimeout, tau)
-	}
-	return &NodeError{Addr: addr, Err: err}
+	return &NodeError{Addr: addr, Err: nodeCause(err, tau)}
 }
 
 // gathered is one command's replies from every node: unlike a round, it

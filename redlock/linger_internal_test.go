@@ -143,6 +143,6 @@ func TestLingeringChannelsAreBounded(t *testing.T) {
 		t.Fatalf("%d names linger, want 1: two of 600 channels each are over the bound of %d channels", k, maxLingeringChannels)
 	}
 	for i, s := range sems {
-		awaitSubscribers(t, c, s.channels(cl.chanID)[0], i) // the first evicted, the second lingers
+		awaitSubscribers(t, c, s.chans[0], i) // the first evicted, the second lingers
 	}
 }

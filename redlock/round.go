@@ -247,7 +247,7 @@ func (r *round) errors() *multierror.Error {
 		if s.res != quorum.Failed {
 			continue
 		}
-		all = appendNodeErrors(all, &NodeError{Addr: r.c.nodes[r.node(i)].Addr(), Err: nodeCause(s.err, r.tau)})
+		all = appendNodeErrors(all, nodeError(r.c.nodes[r.node(i)].Addr(), s.err, r.tau))
 	}
 	return all
 }

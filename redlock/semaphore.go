@@ -22,8 +22,10 @@ type Semaphore struct {
 	c       *Client
 	name    string
 	permits int
-	keys    []any    // the script's keys: line, fencing counter, the slots (S2)
-	slots   []string // the slot keys, as strings
+	keys    []any // the script's keys: line, fencing counter, the slots (S2)
+	// chans are the channels on which the slots are handed to this
+	// client's waiters (sem.lua pass, L10): made once here, not per wait.
+	chans []string
 }
 
 // Semaphore returns the semaphore called name with permits permits on the
@@ -41,7 +43,7 @@ func (c *Client) Semaphore(name string, permits int) (*Semaphore, error) {
 	s.keys = append(s.keys, SemaphoreLineKey(name), SemaphoreCounterKey(name))
 	for i := range permits {
 		k := SemaphoreSlotKey(name, i)
-		s.slots = append(s.slots, k)
+		s.chans = append(s.chans, k+releasedSuffix+":"+c.chanID)
 		s.keys = append(s.keys, k)
 	}
 	return s, nil
@@ -84,10 +86,7 @@ func (s *Semaphore) Acquire(ctx context.Context, opts ...Option) (*Lock, error) 
 	if err != nil {
 		return nil, err
 	}
-	if s.c.observed() {
-		return s.c.observeLock(ctx, s.name, &cfg, &acquisition{s: s, prefer: -1})
-	}
-	return s.c.contend(ctx, &acquisition{s: s, prefer: -1}, &cfg)
+	return s.c.acquire(ctx, s.name, &cfg, &acquisition{s: s, prefer: -1})
 }
 
 // SemaphoreSlotKey returns the Redis key of slot i of semaphore name:

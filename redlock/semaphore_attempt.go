@@ -24,18 +24,8 @@ type acquisition struct {
 func (a *acquisition) join() *waiter {
 	s, c := a.s, a.s.c
 	return c.enqueue(&c.sems, s.name,
-		func(bell *wakeup) func() { return c.wait.listen(bell, s.channels(c.chanID)...) },
+		func(bell *wakeup) func() { return c.wait.listen(bell, s.chans...) },
 		func(w *waiter, tau time.Duration) { s.leave(w, tau, "", -1) })
-}
-
-// channels returns the channels on which the slots are handed to the
-// waiters of the client with channel id cid (sem.lua pass, L10).
-func (s *Semaphore) channels(cid string) []string {
-	out := make([]string, len(s.slots))
-	for i, k := range s.slots {
-		out[i] = k + releasedSuffix + ":" + cid
-	}
-	return out
 }
 
 // script returns the arguments of sem.lua's op, followed by extra.

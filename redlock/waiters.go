@@ -106,9 +106,7 @@ func (w *waiters) listen(bell *wakeup, channels ...string) func() {
 		w.groups[key] = g
 		w.each(func(s *subscriber) { s.add(g.keeper, g.channels...) })
 	} else if g.elem != nil { // lingering: back in use, subscribed still
-		w.idle.Remove(g.elem)
-		w.idleChannels -= len(g.channels)
-		g.elem = nil
+		w.unidleLocked(g)
 		w.stopTimer(g)
 	}
 	g.waiting++
@@ -158,11 +156,16 @@ func (w *waiters) stopTimer(g *group) {
 	g.timer = nil
 }
 
-// dropLocked unsubscribes the lingering group g.
-func (w *waiters) dropLocked(g *group) {
+// unidleLocked takes the lingering group g out of idle.
+func (w *waiters) unidleLocked(g *group) {
 	w.idle.Remove(g.elem)
 	w.idleChannels -= len(g.channels)
 	g.elem = nil
+}
+
+// dropLocked unsubscribes the lingering group g.
+func (w *waiters) dropLocked(g *group) {
+	w.unidleLocked(g)
 	delete(w.groups, g.key)
 	w.each(func(s *subscriber) { s.remove(g.keeper, g.channels...) })
 }
