@@ -35,3 +35,11 @@ func Waiting(c *Client, name string) int {
 
 // ChannelID returns the id of c's release channels (L10).
 func ChannelID(c *Client) string { return c.chanID }
+
+// SemaphoreWaiting returns how many of c's own Acquire callers wait for
+// semaphore name (L9).
+func SemaphoreWaiting(c *Client, name string) int {
+	c.sems.mu.Lock()
+	defer c.sems.mu.Unlock()
+	return len(c.sems.names[name])
+}
