@@ -104,10 +104,7 @@ func (w *waiter) undoArgs(key, line, counter, value any, tau time.Duration) []an
 
 // lineArgs returns the arguments of a waiter's attempt (line.lua take).
 func (w *waiter) lineArgs(key, line, counter, value any, cfg *config) []any {
-	fence := "0"
-	if cfg.fencing {
-		fence = "1"
-	}
+	fence := cfg.fenceArg()
 	return []any{lineHash, 3, key, line, counter, "take", w.id, value, cfg.ttl.Milliseconds(),
 		w.ticket(), lineLifetime(cfg.nodeTimeout).Milliseconds(), fence}
 }

@@ -116,6 +116,14 @@ func WithFencing() Option { return func(c *config) { c.fencing = true } }
 // control characters. Default: "", no label.
 func WithHolder(label string) Option { return func(c *config) { c.holder = label } }
 
+// fenceArg is the scripts' fencing flag (F1): "1" to count, "0" not to.
+func (c *config) fenceArg() string {
+	if c.fencing {
+		return "1"
+	}
+	return "0"
+}
+
 // DefaultRetryDelay returns a random delay in [50ms, 250ms), whatever the
 // attempt: redsync's range, jittered so that contenders spread out.
 func DefaultRetryDelay(int) time.Duration {

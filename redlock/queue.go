@@ -1,6 +1,9 @@
 package redlock
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // queue orders a client's own waiters for each lock name (ALGORITHM.md L9):
 // only the first of them stands in the line on the nodes and makes
@@ -41,11 +44,9 @@ func (q *queue) handOff(name string, w *waiter, send func(next *waiter)) {
 	defer q.mu.Unlock()
 	var next *waiter
 	line := q.names[name]
-	for i, x := range line {
-		if x == w && i+1 < len(line) {
-			next = line[i+1]
-			next.entered.Store(true)
-		}
+	if i := slices.Index(line, w); i >= 0 && i+1 < len(line) {
+		next = line[i+1]
+		next.entered.Store(true)
 	}
 	send(next)
 }

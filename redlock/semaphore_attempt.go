@@ -65,10 +65,7 @@ func (a *acquisition) attempt(ctx context.Context, cfg *config, w *waiter) (*Loc
 		id, ticket = w.id, w.ticket()
 		w.bell.reset()
 	}
-	fence := "0"
-	if cfg.fencing {
-		fence = "1"
-	}
+	fence := cfg.fenceArg()
 	tau := cfg.nodeTimeout
 	reserve := reserveFor(tau).Milliseconds()
 	args := s.script("take", id, value, cfg.ttl.Milliseconds(), ticket, lineLifetime(tau).Milliseconds(), fence, a.prefer, reserve)
