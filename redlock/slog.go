@@ -65,8 +65,22 @@ func (o slogObserver) Observe(e Event) {
 	if e.Err != nil {
 		attrs = append(attrs, slog.String("err", e.Err.Error()))
 	}
-	o.l.LogAttrs(ctx, level, "redlock: "+e.Kind.String(), attrs...)
+	msg := "redlock: unknown"
+	if int(e.Kind) < len(slogMessages) && e.Kind != 0 {
+		msg = slogMessages[e.Kind]
+	}
+	o.l.LogAttrs(ctx, level, msg, attrs...)
 }
+
+// slogMessages are the records' messages by kind, made once: "redlock: "
+// and the kind's name.
+var slogMessages = func() []string {
+	m := make([]string, len(eventKindNames))
+	for k := range m {
+		m[k] = "redlock: " + EventKind(k).String()
+	}
+	return m
+}()
 
 // slogLevel is Warn for what went wrong, Debug for the rest.
 func slogLevel(e Event) slog.Level {
