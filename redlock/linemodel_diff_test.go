@@ -262,7 +262,7 @@ func (d *diffNode) run(t *testing.T, op diffOp) diffObs {
 // read at some instant of [lo, o.t1] of its clock, so a key or a line whose
 // expiry falls in there may be there or not. An expiry the command set
 // counts from the node's clock when SET PX or PEXPIRE ran, which the model
-// knows only to be in [its latest TIME read, o.t1]: the node's value must
+// knows only to be in [the TIME read before it, o.t1]: the node's value must
 // be one of those, and the model takes it (pinned).
 func explain(after *lineNode, lo int64, r evalReply, o diffObs) string {
 	if got := renderReply(r.v); got != o.reply {
@@ -320,15 +320,17 @@ func explain(after *lineNode, lo int64, r evalReply, o diffObs) string {
 		}
 	case after.lineSet.d > 0:
 		// PEXPIRE NX (then GT, in a take): base+d on a hash without an
-		// expiry, else the old expiry, or the later of it and base+d.
+		// expiry, else the old expiry, or the later of it and base+d. Its
+		// base is the clock when the PEXPIRE ran, which may be a read
+		// before the script's last (a take's entry, then its head).
 		w, got := after.lineSet, o.lineExp
-		fresh := got >= base+w.d && got <= o.t1+w.d
+		fresh := got >= w.base+w.d && got <= o.t1+w.d
 		ok := fresh
 		if w.hadTTL {
 			ok = got == w.was || w.gt && got > w.was && fresh
 		}
 		if !ok {
-			return fmt.Sprintf("line expiry %d, node %d: not from %+v with a base in [%d, %d]", after.lineExp, got, w, base, o.t1)
+			return fmt.Sprintf("line expiry %d, node %d: not from %+v with a base in [%d, %d]", after.lineExp, got, w, w.base, o.t1)
 		}
 		after.lineExp = got
 	case after.lineExp != o.lineExp:
@@ -487,5 +489,32 @@ func runDifferential(t *testing.T, addr string, seed uint64, noRights bool, ops 
 				strings.Join(history[max(0, len(history)-12):], "\n  "))
 		}
 		m = next
+	}
+}
+
+// A take whose two TIME reads straddle a millisecond: the entry (and the
+// line's PEXPIRE) counts from the first read, the pruning of wA and the
+// SET PX from the second. The figures are those of a CI failure (seed 1,
+// command 170), where the line's expiry was checked against the script's
+// last read instead of the one its PEXPIRE ran after.
+func TestFollowLineExpiryFromItsOwnRead(t *testing.T) {
+	const ms = 1796173478000
+	m := lineNode{
+		key: "v75", keyExp: ms + 653,
+		line:    []lineEntry{{id: "wA", ticket: 1_700_000_000_000_000, exp: ms + 656}},
+		lineExp: ms + 8_000_624, lineTTL: true,
+		counter: 5,
+	}
+	args := []any{lineSrc, 3, "k", "k:line", "k:fence", "take", "wK.B", "v77", "8", "1700000000000004", "4000000", "1"}
+	o := diffObs{
+		t0: ms + 655, t1: ms + 656,
+		reply: "6",
+		key:   "v77", keyExp: ms + 664,
+		line:    map[string]string{"wK.B": "1700000000000004:" + strconv.FormatInt(ms+4_000_655, 10)},
+		lineExp: ms + 8_000_655,
+		counter: 6,
+	}
+	if _, why := follow(&m, diffOp{cmd: "EVAL", args: args}, o); why != "" {
+		t.Fatalf("the model has no run matching the node's: %s", why)
 	}
 }

@@ -49,6 +49,7 @@ type lineWrite struct {
 	hadTTL bool  // the hash had an expiry before (NX then did nothing)
 	was    int64 // that expiry
 	gt     bool  // a PEXPIRE GT followed the NX
+	base   int64 // the clock it ran at, as the model takes it (mstime then)
 }
 
 // lineEntry is one field of the line's hash: id -> "ticket:exp".
@@ -195,8 +196,8 @@ func (n *lineNode) pexpire(c *scriptClock, lifetime int64, gt bool) {
 		return
 	}
 	d := 2 * lifetime
-	n.lineSet = lineWrite{d: d, hadTTL: n.lineTTL, was: n.lineExp, gt: gt}
-	exp := c.mstime() + d
+	n.lineSet = lineWrite{d: d, hadTTL: n.lineTTL, was: n.lineExp, gt: gt, base: c.mstime()}
+	exp := n.lineSet.base + d
 	switch {
 	case !n.lineTTL:
 		n.lineExp, n.lineTTL = exp, true
