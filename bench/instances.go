@@ -20,6 +20,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -63,6 +64,11 @@ type instPlan struct {
 // cmdStats (BENCH_CMDSTATS=1) prints, after each run, the commands the first
 // node served per acquisition of the whole run: where a library's work goes.
 var cmdStats = os.Getenv("BENCH_CMDSTATS") == "1"
+
+// only (BENCH_ONLY=regexp) runs only the runs whose "n<nodes>:<scenario>:<library>"
+// matches, and the one-attempt figures only when "try" matches; it prints
+// the runs and writes nothing: a development aid, not figures to publish.
+var only = os.Getenv("BENCH_ONLY")
 
 // printCmdStats prints node's INFO commandstats per acquisition.
 func printCmdStats(n *redistest.Node, acquisitions int) {
@@ -114,6 +120,12 @@ func runInstancesSuite(rounds int, out, cdf string, quick bool) error {
 		defer l.close()
 		tries[lib] = l
 	}
+	var pick *regexp.Regexp
+	if only != "" {
+		if pick, err = regexp.Compile(only); err != nil {
+			return fmt.Errorf("BENCH_ONLY %q: %w", only, err)
+		}
+	}
 	res := newInstResults(p)
 	began := time.Now()
 	fmt.Printf("bench: instances suite, %d rounds, runs of %v (first %v not measured)\n", rounds, p.dur, p.warm)
@@ -122,6 +134,9 @@ func runInstancesSuite(rounds int, out, cdf string, quick bool) error {
 			addrs := clusters[s.n].Addrs()
 			for _, sc := range scenarios {
 				for _, lib := range rotate(s.libs, r) {
+					if pick != nil && !pick.MatchString(fmt.Sprintf("n%d:%s:%s", s.n, sc.id, lib)) {
+						continue
+					}
 					key := fmt.Sprintf("bench:inst:n%d:%s:%s:r%d:%d", s.n, sc.id, lib, r, time.Now().UnixNano())
 					if cmdStats {
 						clusters[s.n].Nodes()[0].Do("CONFIG", "RESETSTAT")
@@ -146,12 +161,18 @@ func runInstancesSuite(rounds int, out, cdf string, quick bool) error {
 			}
 		}
 		for _, lib := range rotate(nodeSets[1].libs, r) {
+			if pick != nil && !pick.MatchString("try:"+lib) {
+				continue
+			}
 			lat, failed := tryLatencies(tries[lib], fmt.Sprintf("bench:inst:try:%s:r%d", lib, r), p.tryN)
 			res.try(lib, lat, failed)
 		}
 		fmt.Printf("round %d/%d done (%.0fs so far)\n", r+1, rounds, time.Since(began).Seconds())
 	}
 	res.elapsed = time.Since(began)
+	if pick != nil {
+		return nil
+	}
 	section := res.report(rounds, quick, cdf)
 	fmt.Print(section)
 	if err := mergeResults(out, "", section); err != nil {
