@@ -164,7 +164,7 @@ func (c *Client) acquire(ctx context.Context, name string, cfg *config, k conten
 	if c.observed() {
 		return c.observeLock(ctx, name, cfg, k)
 	}
-	return c.contend(ctx, k, cfg)
+	return c.contend(ctx, name, k, cfg)
 }
 
 // contender is what Lock and Semaphore.Acquire wait for: a lock name, or a
@@ -174,6 +174,8 @@ type contender interface {
 	attempt(ctx context.Context, cfg *config, w *waiter) (*Lock, error)
 	// join puts the caller in the line (L1, L9).
 	join() *waiter
+	// busy reports whether the first attempt is to be made in line (L11).
+	busy() bool
 }
 
 // mutex is a lock name as Lock contends for it.
@@ -188,8 +190,11 @@ func (m mutex) attempt(ctx context.Context, cfg *config, w *waiter) (*Lock, erro
 
 func (m mutex) join() *waiter { return m.c.join(m.name) }
 
-// contend makes Lock's attempts for k: retries (A9), the line (L1-L9).
-func (c *Client) contend(ctx context.Context, k contender, cfg *config) (*Lock, error) {
+func (m mutex) busy() bool { return m.c.wait.recent(m.name, m.c.chanID) }
+
+// contend makes Lock's attempts for k, of name: retries (A9), the line
+// (L1-L11).
+func (c *Client) contend(ctx context.Context, name string, k contender, cfg *config) (*Lock, error) {
 	var (
 		qe *QuorumError // the last attempt's failure
 		w  *waiter      // this caller's place in line, once it waits
@@ -199,6 +204,13 @@ func (c *Client) contend(ctx context.Context, k contender, cfg *config) (*Lock, 
 			w.stop()
 		}
 	}()
+	// L11: on a name this client waited for a moment ago, a plain first
+	// attempt would most likely be refused (held, or reserved for the
+	// first in line), and could take a lapsed reservation's free key ahead
+	// of the line: the caller joins the line at once instead.
+	if k.busy() {
+		w = k.join()
+	}
 	for attempt := 1; ; attempt++ {
 		if w.turn() {
 			l, err := k.attempt(ctx, cfg, w)
@@ -210,6 +222,10 @@ func (c *Client) contend(ctx context.Context, k contender, cfg *config) (*Lock, 
 				return nil, c.gaveUp(w, cfg, err)
 			}
 			qe = last.after(qe)
+		} else if qe == nil {
+			// L9, L11: in line at once, behind the client's own waiters,
+			// it has made no attempt yet.
+			qe = c.unsent("lock", name, ErrNotAcquired, nil)
 		}
 		qe.Attempts = attempt
 		if attempt >= cfg.tries || qe.ctxErr != nil || errors.Is(qe, ErrClosed) {
@@ -348,7 +364,9 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 	expired := !decided.Before(until)
 	if ok && !expired {
 		if w != nil {
-			c.leave(name, w, cfg.nodeTimeout) // L4: out of the line everywhere
+			// L4: out of the line everywhere; the nodes that granted took
+			// the entry out already.
+			c.leave(name, w, cfg.nodeTimeout, r.granted())
 		}
 		if c.observed() {
 			c.attempted(ctx, name, cfg, r.tally, decided.Sub(t1), token, nil)

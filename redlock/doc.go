@@ -34,7 +34,9 @@
 // reserves the lock for the first in line and names it on its client's
 // channel of the name, to which the client subscribes while one of its
 // waiters waits, and for a linger after (one connection per node, shared;
-// L10); the waiter then takes the lock with one round trip.
+// L10); the waiter then takes the lock with one round trip, which takes it
+// out of the line on the nodes that grant it (L4). A Lock call on a name
+// the client waited for a moment ago joins the line at once (L11).
 // Waiters are served in arrival order and never split a quorum among
 // themselves. A waiter attempts every node timeout to keep its place; one
 // that stops leaves the line by itself within a few node timeouts. The line

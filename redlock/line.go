@@ -60,7 +60,7 @@ func (w *waiter) toBack(c *Client) {
 // first of the client's own waiters for name (L9).
 func (c *Client) join(name string) *waiter {
 	return c.enqueue(&c.local, name, func(bell *wakeup) func() { return c.wait.wait(name, c.chanID, bell) },
-		func(w *waiter, tau time.Duration) { c.leave(name, w, tau) })
+		func(w *waiter, tau time.Duration) { c.leave(name, w, tau, nil) })
 }
 
 // enqueue makes a waiter in the client's queue q under name, ringing on
@@ -109,27 +109,34 @@ func (w *waiter) lineArgs(key, line, counter, value any, cfg *config) []any {
 		w.ticket(), lineLifetime(cfg.nodeTimeout).Milliseconds(), fence}
 }
 
-// leave takes the waiter out of the line on every node, in the background
-// (L4): after it took the lock, or gave up. The next of the client's own
-// waiters for name, if any, takes its place there in the same step (L9).
+// leave takes the waiter out of the line in the background (L4): after it
+// took the lock, or gave up. served, when not nil, marks the nodes whose
+// grant of its last attempt already took its entry out (line.lua take):
+// they are skipped, unless the next of the client's own waiters for name
+// takes its place there in the same step (L9), which goes to every node.
 // Each request is queued behind the waiter's last attempt on that node's
 // connection, so it runs after it.
-func (c *Client) leave(name string, w *waiter, tau time.Duration) {
+func (c *Client) leave(name string, w *waiter, tau time.Duration, served []bool) {
 	key := LockKey(name)
-	c.leaveWith(&c.local, name, w, tau, []any{lineHash, 3, key, LineKey(name), CounterKey(name), "leave", w.id, reserveFor(tau).Milliseconds()})
+	c.leaveWith(&c.local, name, w, tau, served, []any{lineHash, 3, key, LineKey(name), CounterKey(name), "leave", w.id, reserveFor(tau).Milliseconds()})
 }
 
 // leaveWith sends args, the script that takes w out of the line, to every
-// node; the next of the client's waiters in q under name, if any, is put
-// in its place by the same request (L9): its id, ticket and entry lifetime
-// are appended to args.
-func (c *Client) leaveWith(q *queue, name string, w *waiter, tau time.Duration, args []any) {
+// node but those served marks (see leave); the next of the client's
+// waiters in q under name, if any, is put in its place by the same request
+// on every node (L9): its id, ticket and entry lifetime are appended to
+// args.
+func (c *Client) leaveWith(q *queue, name string, w *waiter, tau time.Duration, served []bool, args []any) {
 	q.handOff(name, w, func(next *waiter) {
 		if next != nil {
 			args = append(args, next.id, next.ticket(), lineLifetime(tau).Milliseconds())
+			served = nil
 		}
 		bg := c.background()
 		for i, n := range c.nodes { // never blocks (C1)
+			if served != nil && served[i] {
+				continue
+			}
 			n.Do(pipe.Request{Cmd: "EVALSHA", Args: args, Timeout: tau, H: bg, Node: i})
 		}
 	})

@@ -6,8 +6,10 @@
 --   with its ticket, for the entry lifetime (L3), and takes L when L is
 --   reserved for it, or free with nobody ahead of it in line (L2): SET L v
 --   PX ttl, and INCR C when fencing (F1). Returns 1, or the counter when
---   fencing, when granted; 0 when not. Its entry stays until it leaves: a
---   lock taken on too few nodes is undone and reserved for it again.
+--   fencing, when granted; 0 when not. A grant takes its entry out of the
+--   line here (L4: no leave is needed where it was granted); a lock taken
+--   on too few nodes is undone, which puts the entry back, and reserved for
+--   it again.
 -- leave: ARGV[3] reservation ms; optionally ARGV[4] the id of the waiter
 --   that takes its place (the next of the same client's waiters, L9),
 --   ARGV[5] that one's ticket, ARGV[6] entry lifetime in ms. The entry is
@@ -58,6 +60,8 @@ if not mine and cur == false then
   mine = h == nil or h == id
 end
 if mine then
+  -- L4: served here, it leaves the line here, in the same step.
+  redis.pcall('HDEL', KEYS[2], id)
   redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
   if ARGV[7] == '1' then
     return redis.call('INCR', KEYS[3])

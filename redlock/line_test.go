@@ -527,3 +527,92 @@ func TestReleaseWithWaitersOnANodeOutOfMemory(t *testing.T) {
 		w.Unlock(t.Context())
 	}
 }
+
+// L4: the attempt that a node grants takes the waiter's entry out of the
+// line there, in the same script, so a waiter served by every node sends
+// no leave at all: one request per node fewer for every acquisition that
+// waited. Counted on one node, where the grant decides the attempt: after
+// the release that reserves the lock, the waiter's request that takes it
+// and its own release, the node ran three scripts, not four; and nothing
+// of the waiter is left in the line.
+func TestGrantTakesTheWaiterOutOfTheLine(t *testing.T) {
+	c := redistest.New(t, 1)
+	n := c.Nodes()[0]
+	const name = "line-grant-leaves"
+	// A node timeout of seconds: the waiter makes no attempt to keep its
+	// place while the test runs (L3), so every script is counted.
+	holder := newClient(t, c)
+	waiter := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
+	l, err := holder.TryLock(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := waitForLock(t.Context(), waiter, name)
+	inLine(t, c, name, 1)
+	if _, err := n.Do("CONFIG", "RESETSTAT"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Unlock(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	w := <-got
+	if w == nil {
+		t.Fatal("the waiter's Lock failed")
+	}
+	if line, err := redis.Int(n.Do("HLEN", redlock.LineKey(name))); err != nil || line != 0 {
+		t.Fatalf("right after the waiter took the lock, its line holds %d entries (%v), want none", line, err)
+	}
+	// The waiter's release is queued behind anything it sent before on the
+	// node's connection: once it returns, a leave would have run.
+	if err := w.Unlock(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if k := calls(t, n, "evalsha"); k != 3 {
+		t.Fatalf("the node ran %d scripts for release, take and release, want 3 (no leave)", k)
+	}
+}
+
+// L11: a client that waited for a name a moment ago makes its next Lock
+// call's first attempt in the line: no plain SET NX, which the held key or
+// its reservation would refuse anyway, and which could take a free key
+// ahead of those in line. With the lock free and nobody in line that
+// attempt takes it at once and leaves no entry behind (L4).
+func TestRecentWaiterEntersTheLineAtOnce(t *testing.T) {
+	c := redistest.New(t, 1)
+	n := c.Nodes()[0]
+	const name = "line-recent"
+	holder, waiter := newClient(t, c), newClient(t, c)
+	// The first wait: a plain first attempt, refused, then the line.
+	waitOnce(t, c, holder, waiter, name)
+	// Now the waiter's client knows the name is busy. The holder's
+	// TryLock is its own SET; the statistics start after it.
+	for range 3 {
+		l, err := holder.TryLock(t.Context(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.Do("CONFIG", "RESETSTAT"); err != nil {
+			t.Fatal(err)
+		}
+		got := waitForLock(t.Context(), waiter, name)
+		inLine(t, c, name, 1)
+		if k := calls(t, n, "set"); k != 0 {
+			t.Fatalf("the waiter, which waited for %q a moment ago, made a plain first attempt (%d SET), want its first attempt in line", name, k)
+		}
+		l.Unlock(t.Context())
+		w := <-got
+		if w == nil {
+			t.Fatal("the waiter's Lock failed")
+		}
+		w.Unlock(t.Context())
+	}
+	// Free, nobody in line: its attempt in line takes the lock at once.
+	w, err := waiter.Lock(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if line, err := redis.Int(n.Do("HLEN", redlock.LineKey(name))); err != nil || line != 0 {
+		t.Fatalf("a Lock that found the lock free left %d entries in its line (%v), want none", line, err)
+	}
+	w.Unlock(t.Context())
+}

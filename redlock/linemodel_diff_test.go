@@ -494,14 +494,16 @@ func runDifferential(t *testing.T, addr string, seed uint64, noRights bool, ops 
 
 // A take whose two TIME reads straddle a millisecond: the entry (and the
 // line's PEXPIRE) counts from the first read, the pruning of wA and the
-// SET PX from the second. The figures are those of a CI failure (seed 1,
-// command 170), where the line's expiry was checked against the script's
-// last read instead of the one its PEXPIRE ran after.
+// SET PX from the second. From a CI failure (seed 1, command 170), where
+// the line's expiry was checked against the script's last read instead of
+// the one its PEXPIRE ran after; wZ, behind, keeps the line there once the
+// grant took wK.B out of it (L4).
 func TestFollowLineExpiryFromItsOwnRead(t *testing.T) {
 	const ms = 1796173478000
+	wZ := lineEntry{id: "wZ", ticket: 1_700_000_000_000_009, exp: ms + 4_000_000}
 	m := lineNode{
 		key: "v75", keyExp: ms + 653,
-		line:    []lineEntry{{id: "wA", ticket: 1_700_000_000_000_000, exp: ms + 656}},
+		line:    []lineEntry{{id: "wA", ticket: 1_700_000_000_000_000, exp: ms + 656}, wZ},
 		lineExp: ms + 8_000_624, lineTTL: true,
 		counter: 5,
 	}
@@ -510,7 +512,7 @@ func TestFollowLineExpiryFromItsOwnRead(t *testing.T) {
 		t0: ms + 655, t1: ms + 656,
 		reply: "6",
 		key:   "v77", keyExp: ms + 664,
-		line:    map[string]string{"wK.B": "1700000000000004:" + strconv.FormatInt(ms+4_000_655, 10)},
+		line:    map[string]string{"wZ": "1700000000000009:" + strconv.FormatInt(wZ.exp, 10)},
 		lineExp: ms + 8_000_655,
 		counter: 6,
 	}

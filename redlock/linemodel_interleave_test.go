@@ -70,10 +70,13 @@ func TestInterleavingsNeverTwoHolders(t *testing.T) {
 		{name: "N=1, 2 waiters arriving, 2 faults, TTL 2 tau", n: 1, waiters: 2, q: 1, faults: 2, arrive: 1, holdFor: 3, horizon: 6, ttl: 2},
 		{name: "N=3, 2 waiters arriving, TTL 2 tau", n: 3, waiters: 2, q: 1, arrive: 1, holdFor: 3, horizon: 8, ttl: 2},
 		{name: "N=3, 2 waiters in line, 1 fault, TTL 2 tau", n: 3, waiters: 2, q: 1, registered: true, faults: 1, holdFor: 2, horizon: 5, ttl: 2},
+		{name: "N=3, 2 waiters arriving in line at once (L11), TTL 2 tau", n: 3, waiters: 2, q: 1, direct: true, arrive: 1, holdFor: 3, horizon: 8, ttl: 2},
+		{name: "N=1, 2 waiters arriving in line at once (L11), 2 faults, TTL 2 tau", n: 1, waiters: 2, q: 1, direct: true, faults: 2, arrive: 1, holdFor: 3, horizon: 6, ttl: 2},
 	},
 		&worldConfig{name: "deep: N=1, 2 waiters arriving, 2 faults, TTL 3 tau", n: 1, waiters: 2, q: 1, faults: 2, arrive: 1, holdFor: 4, horizon: 8, ttl: 3},
 		&worldConfig{name: "deep: N=3, 2 waiters in line, 1 fault, TTL 3 tau", n: 3, waiters: 2, q: 1, registered: true, faults: 1, holdFor: 4, horizon: 6, ttl: 3},
 		&worldConfig{name: "deep: N=3, 2 waiters arriving, 1 fault, TTL 3 tau", n: 3, waiters: 2, q: 1, faults: 1, arrive: 0, holdFor: 4, horizon: 5, ttl: 3},
+		&worldConfig{name: "deep: N=3, 2 waiters arriving in line at once (L11), 1 fault, TTL 2 tau", n: 3, waiters: 2, q: 1, direct: true, faults: 1, arrive: 1, holdFor: 3, horizon: 7, ttl: 2},
 	))
 	for _, x := range xs {
 		if x.successes == 0 || x.late == 0 {
@@ -82,7 +85,7 @@ func TestInterleavingsNeverTwoHolders(t *testing.T) {
 	}
 }
 
-// L1 (with L2): when every node has every registration, waiters are served
+// L1 (with L2, L11): when every node has every registration, waiters are served
 // in ticket order. Whenever a holder releases while the first waiter by
 // ticket has a live entry on every node, in a run without faults, down
 // nodes or stopped waiters, the next to take the lock must be that waiter
@@ -96,6 +99,8 @@ func TestInterleavingsServeInTicketOrder(t *testing.T) {
 		{name: "N=3, 2 waiters arriving", n: 3, waiters: 2, q: 1, arrive: 1, holdFor: 2, horizon: 10, ttl: 1000},
 		{name: "N=3, 3 waiters in line", n: 3, waiters: 3, q: 1, registered: true, holdFor: 2, horizon: 6, ttl: 1000},
 		{name: "N=5, 2 waiters in line", n: 5, waiters: 2, q: 1, registered: true, holdFor: 1, horizon: 6, ttl: 1000},
+		{name: "N=1, 3 waiters arriving in line at once (L11)", n: 1, waiters: 3, q: 1, direct: true, arrive: 1, holdFor: 3, horizon: 16, ttl: 1000},
+		{name: "N=3, 2 waiters arriving in line at once (L11)", n: 3, waiters: 2, q: 1, direct: true, arrive: 1, holdFor: 2, horizon: 10, ttl: 1000},
 	},
 		&worldConfig{name: "deep: N=1, 2 waiters arriving, half-tau steps", n: 1, waiters: 2, q: 2, arrive: 2, holdFor: 6, horizon: 30, ttl: 1000},
 		&worldConfig{name: "deep: N=3, 2 waiters arriving, longer", n: 3, waiters: 2, q: 1, arrive: 1, holdFor: 3, horizon: 14, ttl: 1000},
@@ -128,6 +133,7 @@ func TestInterleavingsAlwaysHandOver(t *testing.T) {
 		{name: "N=5, 2 waiters in line, a node down", n: 5, waiters: 2, q: 1, registered: true, down: []int{0}, holdFor: 2, horizon: 13, ttl: 1000, bound: bound},
 		{name: "N=5, 2 waiters in line, 2 nodes down", n: 5, waiters: 2, q: 1, registered: true, down: []int{0, 1}, holdFor: 2, horizon: 13, ttl: 1000, bound: bound},
 		{name: "N=1, 2 waiters arriving, the line without its rights", n: 1, waiters: 2, q: 1, noRights: true, arrive: 1, holdFor: 2, horizon: 13, ttl: 1000, bound: bound},
+		{name: "N=3, 2 waiters arriving in line at once (L11), a node down", n: 3, waiters: 2, q: 1, direct: true, down: []int{2}, arrive: 1, holdFor: 2, horizon: 14, ttl: 1000, bound: bound},
 	},
 		&worldConfig{name: "deep: N=3, 2 waiters arriving, 1 fault", n: 3, waiters: 2, q: 1, faults: 1, arrive: 0, holdFor: 2, horizon: 12, ttl: 1000, bound: bound},
 	))
@@ -151,6 +157,7 @@ func TestInterleavingsBoundDeadWaiterHoldBack(t *testing.T) {
 	xs := exploreAll(t, withDeep([]*worldConfig{
 		{name: "N=1, 3 waiters arriving, one stops", n: 1, waiters: 3, q: 1, dying: true, arrive: 1, holdFor: 2, horizon: 14, ttl: 1000, bound: bound},
 		{name: "N=3, 2 waiters in line, one stops", n: 3, waiters: 2, q: 1, registered: true, dying: true, holdFor: 2, horizon: 13, ttl: 1000, bound: bound},
+		{name: "N=1, 3 waiters arriving in line at once (L11), one stops", n: 1, waiters: 3, q: 1, direct: true, dying: true, arrive: 1, holdFor: 2, horizon: 14, ttl: 1000, bound: bound},
 	},
 		&worldConfig{name: "deep: N=3, 2 waiters arriving, one stops", n: 3, waiters: 2, q: 1, dying: true, arrive: 1, holdFor: 2, horizon: 13, ttl: 1000, bound: bound},
 		&worldConfig{name: "deep: N=3, 3 waiters in line, one stops", n: 3, waiters: 3, q: 1, registered: true, dying: true, holdFor: 2, horizon: 13, ttl: 1000, bound: bound},

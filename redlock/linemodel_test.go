@@ -302,6 +302,9 @@ func (n *lineNode) take(c *scriptClock, id, value string, ttl, ticket, lifetime 
 	if !mine {
 		return 0
 	}
+	if !n.noRights { // L4: served here, it leaves the line here
+		n.hdel(id)
+	}
 	n.key, n.keyExp, n.pxKey = value, c.mstime()+ttl, ttl
 	if fence {
 		n.counter++
@@ -617,7 +620,7 @@ type nodeOp struct {
 	run     func(n *lineNode) (granted bool)
 	id      string                            // the waiter of a take, an undo or a leave
 	value   string                            // the value a release or an undo gives back
-	entries func(m map[string]int64, ok bool) // the live line after, from before; ok: the undo was ours
+	entries func(m map[string]int64, ok, granted bool) // the live line after, from before; ok: the undo was ours; granted: the take was
 }
 
 // nodeCases returns every node state of the small world (with and without
@@ -660,31 +663,37 @@ func nodeCases() ([]lineNode, []nodeOp) {
 	for _, id := range ids {
 		ops = append(ops,
 			op{"take " + id, func(n *lineNode) bool { return n.take(at(now), id, "n", ttl, tickets[id], life, false) > 0 }, id, "",
-				func(m map[string]int64, _ bool) { m[id] = tickets[id] }},
+				func(m map[string]int64, _, granted bool) {
+					if granted { // L4: served here, out of the line here
+						delete(m, id)
+					} else {
+						m[id] = tickets[id]
+					}
+				}},
 			op{"leave " + id, func(n *lineNode) bool { n.leave(at(now), id, reserve, nil); return false }, id, "",
-				func(m map[string]int64, _ bool) { delete(m, id) }},
+				func(m map[string]int64, _, _ bool) { delete(m, id) }},
 			op{"undo v " + id, func(n *lineNode) bool { n.undo(at(now), id, "v", back, life, reserve); return false }, id, "v",
-				func(m map[string]int64, ours bool) {
+				func(m map[string]int64, ours, _ bool) {
 					if ours {
 						m[id] = back
 					}
 				}},
 			op{"undo x " + id, func(n *lineNode) bool { n.undo(at(now), id, "x", back, life, reserve); return false }, id, "x",
-				func(map[string]int64, bool) {}})
+				func(map[string]int64, bool, bool) {}})
 		for _, next := range ids {
 			if next != id {
 				ops = append(ops, op{"leave " + id + " for " + next, func(n *lineNode) bool {
 					n.leave(at(now), id, reserve, &successor{next, tickets[next], life})
 					return false
-				}, id, "", func(m map[string]int64, _ bool) { delete(m, id); m[next] = tickets[next] }})
+				}, id, "", func(m map[string]int64, _, _ bool) { delete(m, id); m[next] = tickets[next] }})
 			}
 		}
 	}
 	ops = append(ops,
-		op{"release v, announced", func(n *lineNode) bool { n.release(at(now), "v", true, reserve); return false }, "", "v", func(map[string]int64, bool) {}},
-		op{"release v, silent", func(n *lineNode) bool { n.release(at(now), "v", false, reserve); return false }, "", "v", func(map[string]int64, bool) {}},
-		op{"release x", func(n *lineNode) bool { n.release(at(now), "x", true, reserve); return false }, "", "x", func(map[string]int64, bool) {}},
-		op{"set NX", func(n *lineNode) bool { ok, _ := n.setNX(at(now), "n", ttl); return ok }, "", "", func(map[string]int64, bool) {}},
+		op{"release v, announced", func(n *lineNode) bool { n.release(at(now), "v", true, reserve); return false }, "", "v", func(map[string]int64, bool, bool) {}},
+		op{"release v, silent", func(n *lineNode) bool { n.release(at(now), "v", false, reserve); return false }, "", "v", func(map[string]int64, bool, bool) {}},
+		op{"release x", func(n *lineNode) bool { n.release(at(now), "x", true, reserve); return false }, "", "x", func(map[string]int64, bool, bool) {}},
+		op{"set NX", func(n *lineNode) bool { ok, _ := n.setNX(at(now), "n", ttl); return ok }, "", "", func(map[string]int64, bool, bool) {}},
 	)
 	return states, ops
 }
@@ -707,8 +716,9 @@ func nodeCases() ([]lineNode, []nodeOp) {
 //     waiter it was for; a live reservation ends only by its waiter's
 //     grant or leave;
 //   - the live entries after a command are those before, with the
-//     attempting (or undoing) waiter's renewed for its lifetime, the
-//     leaving waiter's gone and its successor's in.
+//     attempting (or undoing) waiter's renewed for its lifetime, or gone
+//     when its attempt was granted (L4), the leaving waiter's gone and its
+//     successor's in.
 func TestLineModelNeverAddsAGrant(t *testing.T) {
 	const now = caseNow
 	states, ops := nodeCases()
@@ -748,7 +758,7 @@ func TestLineModelNeverAddsAGrant(t *testing.T) {
 			ours := o.value != "" && liveKey == o.value // a release or undo of the live lock
 			want := liveLine(&before)
 			if !noRights {
-				o.entries(want, ours)
+				o.entries(want, ours, granted)
 			} else if len(before.line) > 0 {
 				want = liveLine(&before) // nothing on the line changes
 			}
@@ -770,13 +780,19 @@ func TestLineModelNeverAddsAGrant(t *testing.T) {
 				fail("reply granted=%v, key %q", granted, n.key)
 			}
 			if granted {
+				// The line the take read: its own entry in first, the grant
+				// then takes it out (L4).
+				read := liveLine(&before)
+				if o.id != "" {
+					read[o.id] = caseTickets[o.id]
+				}
 				switch {
 				case o.desc == "set NX" && liveKey == "":
 				case o.id != "" && liveKey == "~r:"+o.id:
-				case o.id != "" && liveKey == "" && first(want) == o.id:
+				case o.id != "" && liveKey == "" && first(read) == o.id:
 				case o.id != "" && liveKey == "" && noRights: // no line here: plain Redlock (L8)
 				default:
-					fail("granted, but the key was %q and the first in line %q", liveKey, first(want))
+					fail("granted, but the key was %q and the first in line %q", liveKey, first(read))
 				}
 			}
 			if changed && strings.HasPrefix(n.key, "~r:") {

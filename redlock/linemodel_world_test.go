@@ -31,7 +31,9 @@ import (
 //     silent ones included (A8): release.lua with '0' for a plain attempt,
 //     line.lua undo for one in line, which first sends the waiter to the
 //     back with a new ticket when no node refused it (L7); a successful
-//     attempt in line sends leave to every node (L4);
+//     attempt in line sends leave to every node that had not granted it
+//     by the decision (L4: a grant takes the entry out);
+//   - with direct set, a waiter's first attempt is already in line (L11);
 //   - a waiter attempts again within tau of its last failure (L3), earlier
 //     whenever it likes (the announcements of releases ring it at moments
 //     the model does not track, so it may attempt at any instant; at most
@@ -147,6 +149,9 @@ type worldConfig struct {
 	// registered starts the waiters in line on every node instead, their
 	// first attempt in line made, failed and undone: the hand-over alone.
 	registered bool
+	// direct: the waiters' first attempt is in line, as a client that
+	// waited for the name a moment ago makes it (L11).
+	direct bool
 	// noRights: the nodes' ACL user may not use the line (L8).
 	noRights bool
 	holdFor  int64 // a holder releases within this
@@ -850,6 +855,10 @@ func tidy(cs []modelConn) []modelConn {
 // start begins an attempt of c: plain, or in line (A1: a new value).
 func (w *world) start(c int) {
 	cl := &w.cl[c]
+	if w.cfg.direct && cl.attempt == 0 && !cl.inLine { // L11: in line at once
+		cl.inLine = true
+		w.newTicket(c)
+	}
 	cl.attempt++
 	cl.phase, cl.plain, cl.t1, cl.tried = pTrying, !cl.inLine, w.now, w.now
 	cl.slots = [maxModelNodes]uint8{}
@@ -889,8 +898,12 @@ func (w *world) decide(c int, x *explorer) {
 		}
 		w.acquired(c, x)
 		cl.phase, cl.since = pHolding, w.now
-		if cl.inLine { // L4: out of the line everywhere
-			w.send(c, mLeave, cl.attempt)
+		if cl.inLine { // L4: out of the line where the grant did not take it out
+			var leave [maxModelNodes]bool
+			for i := range cfg.n {
+				leave[i] = cl.slots[i] != sGranted
+			}
+			w.sendTo(c, mLeave, cl.attempt, leave)
 			cl.inLine = false
 		}
 		return

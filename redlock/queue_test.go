@@ -28,7 +28,7 @@ func TestSuccessorThatGaveUpIsNotPutInLine(t *testing.T) {
 	defer first.stop()
 	defer behind.stop()
 	cl.gaveUp(behind, &cl.cfg, nil) // gives up; its deferred stop has not run yet
-	cl.leave(name, first, cl.cfg.nodeTimeout)
+	cl.leave(name, first, cl.cfg.nodeTimeout, nil)
 	// A request written after the leave on every node's connection: once
 	// every node holds its key, every node has run the leave.
 	b, err := cl.TryLock(t.Context(), "queue-barrier")

@@ -239,6 +239,24 @@ func (r *round) ok() bool {
 	return r.ctxErr == nil && r.tally.Succeeded()
 }
 
+// granted reports, per slot, whether its node granted the round before it
+// was decided (L4: where a waiter's attempt was granted, its entry is out
+// of the line already). Nil when none did.
+func (r *round) granted() []bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var g []bool
+	for i, s := range r.slots {
+		if s.res == quorum.Granted {
+			if g == nil {
+				g = make([]bool, len(r.slots))
+			}
+			g[i] = true
+		}
+	}
+	return g
+}
+
 // errors aggregates the failures as *NodeError, or returns nil. A node
 // timeout becomes ErrNodeTimeout, never the caller's DeadlineExceeded.
 func (r *round) errors() *multierror.Error {

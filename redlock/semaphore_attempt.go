@@ -28,6 +28,11 @@ func (a *acquisition) join() *waiter {
 		func(w *waiter, tau time.Duration) { s.leave(w, tau, "", -1) })
 }
 
+// busy is false: a permit's first attempt is outside the line (sem.lua
+// take without an id), which with K slots often finds one free; L11 is
+// the lock's.
+func (a *acquisition) busy() bool { return false }
+
 // script returns the arguments of sem.lua's op, followed by extra.
 func (s *Semaphore) script(op string, extra ...any) []any {
 	args := make([]any, 0, 3+len(s.keys)+len(extra))
@@ -42,7 +47,7 @@ func (s *Semaphore) script(op string, extra ...any) []any {
 // (L9). It also gives back what its attempt with value took, but the
 // slot keep (-1: none), on every node (S2).
 func (s *Semaphore) leave(w *waiter, tau time.Duration, value any, keep int) {
-	s.c.leaveWith(&s.c.sems, s.name, w, tau, s.script("leave", w.id, reserveFor(tau).Milliseconds(), value, keep))
+	s.c.leaveWith(&s.c.sems, s.name, w, tau, nil, s.script("leave", w.id, reserveFor(tau).Milliseconds(), value, keep))
 }
 
 // attempt is one acquisition of a permit (S2): each node grants one slot,

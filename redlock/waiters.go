@@ -86,8 +86,24 @@ func newWaiters(pools []pool.Pool) *waiters {
 // the name, where a reservation for one of its waiters is announced with
 // that waiter's id (L2, L10: wakeup.announced rings only the waiter named).
 func (w *waiters) wait(name, cid string, bell *wakeup) func() {
+	return w.listen(bell, lockChannels(name, cid)...)
+}
+
+// lockChannels are the channels a client's waiters of lock name listen on:
+// the name's, and the client's own of the name (L10).
+func lockChannels(name, cid string) []string {
 	all := LockKey(name) + releasedSuffix
-	return w.listen(bell, all, all+":"+cid)
+	return []string{all, all + ":" + cid}
+}
+
+// recent reports whether the client's waiters of lock name listen on its
+// channels, or did a moment ago (they linger, L10): the name is busy, and
+// the next Lock call enters the line with its first attempt (L11).
+func (w *waiters) recent(name, cid string) bool {
+	key := strings.Join(lockChannels(name, cid), "\x00")
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.groups[key] != nil
 }
 
 // listen rings bell on every message on channels until the function it
