@@ -618,8 +618,8 @@ var (
 type nodeOp struct {
 	desc    string
 	run     func(n *lineNode) (granted bool)
-	id      string                            // the waiter of a take, an undo or a leave
-	value   string                            // the value a release or an undo gives back
+	id      string                                     // the waiter of a take, an undo or a leave
+	value   string                                     // the value a release or an undo gives back
 	entries func(m map[string]int64, ok, granted bool) // the live line after, from before; ok: the undo was ours; granted: the take was
 }
 
