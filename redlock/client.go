@@ -164,7 +164,7 @@ func (c *Client) acquire(ctx context.Context, name string, cfg *config, k conten
 	if c.observed() {
 		return c.observeLock(ctx, name, cfg, k)
 	}
-	return c.contend(ctx, name, k, cfg)
+	return c.contend(ctx, k, cfg)
 }
 
 // contender is what Lock and Semaphore.Acquire wait for: a lock name, or a
@@ -192,9 +192,8 @@ func (m mutex) join() *waiter { return m.c.join(m.name) }
 
 func (m mutex) busy() bool { return m.c.wait.recent(m.name, m.c.chanID) }
 
-// contend makes Lock's attempts for k, of name: retries (A9), the line
-// (L1-L11).
-func (c *Client) contend(ctx context.Context, name string, k contender, cfg *config) (*Lock, error) {
+// contend makes Lock's attempts for k: retries (A9), the line (L1-L11).
+func (c *Client) contend(ctx context.Context, k contender, cfg *config) (*Lock, error) {
 	var (
 		qe *QuorumError // the last attempt's failure
 		w  *waiter      // this caller's place in line, once it waits
@@ -212,8 +211,15 @@ func (c *Client) contend(ctx context.Context, name string, k contender, cfg *con
 		w = k.join()
 	}
 	for attempt := 1; ; attempt++ {
-		if w.turn() {
-			l, err := k.attempt(ctx, cfg, w)
+		// L9, L11: behind the client's own waiters, a caller that joined
+		// at once still makes a first attempt, a plain one, as it did
+		// before joining: every Lock call attempts at least once.
+		if turn := w.turn(); turn || qe == nil {
+			aw := w
+			if !turn {
+				aw = nil
+			}
+			l, err := k.attempt(ctx, cfg, aw)
 			if err == nil {
 				return l, nil
 			}
@@ -222,10 +228,6 @@ func (c *Client) contend(ctx context.Context, name string, k contender, cfg *con
 				return nil, c.gaveUp(w, cfg, err)
 			}
 			qe = last.after(qe)
-		} else if qe == nil {
-			// L9, L11: in line at once, behind the client's own waiters,
-			// it has made no attempt yet.
-			qe = c.unsent("lock", name, ErrNotAcquired, nil)
 		}
 		qe.Attempts = attempt
 		if attempt >= cfg.tries || qe.ctxErr != nil || errors.Is(qe, ErrClosed) {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -615,4 +616,65 @@ func TestRecentWaiterEntersTheLineAtOnce(t *testing.T) {
 		t.Fatalf("a Lock that found the lock free left %d entries in its line (%v), want none", line, err)
 	}
 	w.Unlock(t.Context())
+}
+
+// L9, L11: a Lock call that joins the line at once on a busy name, behind
+// a waiter of its own client, still makes its first attempt (a plain one,
+// as before it joined): with WithTries(1) it ends refused by the held key,
+// its error and its EventLock agree on the attempt and the nodes, and an
+// ended context is wrapped. Found by review: it returned having sent
+// nothing, with an error that read as nodes failing.
+func TestLockBehindOwnWaiterAttemptsFirst(t *testing.T) {
+	c := redistest.New(t, 3)
+	const name = "line-behind-own"
+	var mu sync.Mutex
+	var locks []redlock.Event
+	obs := redlock.ObserverFunc(func(e redlock.Event) {
+		if e.Kind == redlock.EventLock && e.Name == name {
+			mu.Lock()
+			locks = append(locks, e)
+			mu.Unlock()
+		}
+	})
+	holder := newClient(t, c)
+	cl := newClient(t, c, redlock.WithObserver(obs))
+	l, err := holder.TryLock(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	first := waitForLock(ctx, cl, name)
+	inLine(t, c, name, 1)
+
+	_, err = cl.Lock(t.Context(), name, redlock.WithTries(1))
+	var qe *redlock.QuorumError
+	if !errors.As(err, &qe) {
+		t.Fatalf("err %v, want a *QuorumError", err)
+	}
+	t.Logf("error: %v", err)
+	mu.Lock()
+	ev := locks[len(locks)-1]
+	mu.Unlock()
+	t.Logf("EventLock: attempts %d nodes %d quorum %d granted %d refused %d failed %d", ev.Attempts, ev.Nodes, ev.Quorum, ev.Granted, ev.Refused, ev.Failed)
+	if ev.Attempts != qe.Attempts {
+		t.Errorf("EventLock.Attempts %d, the error's Attempts %d: they disagree", ev.Attempts, qe.Attempts)
+	}
+	if ev.Nodes == 0 || ev.Quorum == 0 {
+		t.Errorf("EventLock has Nodes %d Quorum %d: no round figures", ev.Nodes, ev.Quorum)
+	}
+	if qe.Refused == 0 && qe.Failed == 0 {
+		t.Errorf("error says %q: no node refused or failed, the reason reads as a quorum failure although no request was sent", qe.Reason())
+	}
+	// With the context already ended, the error should wrap it (as an
+	// attempt with an ended context does).
+	done, stop := context.WithCancel(t.Context())
+	stop()
+	_, err = cl.Lock(done, name, redlock.WithTries(1))
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Lock with an ended context behind its own waiter: %v, does not wrap context.Canceled", err)
+	}
+	cancel()
+	<-first
 }

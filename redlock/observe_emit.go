@@ -43,7 +43,7 @@ func (c *Client) observeLock(ctx context.Context, name string, cfg *config, k co
 	call := &lockCall{}
 	cfg.call = call
 	start := c.clock.Now()
-	l, err := c.contend(ctx, name, k, cfg)
+	l, err := c.contend(ctx, k, cfg)
 	e := call.last // the last attempt's figures and token
 	e.Kind, e.Ctx, e.Name = EventLock, ctx, name
 	e.Outcome, e.Attempts, e.InLock, e.HeldDelta, e.Err = outcomeOf(err), call.attempts, false, 0, err
