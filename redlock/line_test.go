@@ -541,8 +541,9 @@ func TestGrantTakesTheWaiterOutOfTheLine(t *testing.T) {
 	n := c.Nodes()[0]
 	const name = "line-grant-leaves"
 	// A node timeout of seconds: the waiter makes no attempt to keep its
-	// place while the test runs (L3), so every script is counted.
-	holder := newClient(t, c)
+	// place while the test runs (L3), so every script is counted, and no
+	// request of either fails on a loaded machine.
+	holder := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
 	waiter := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
 	l, err := holder.TryLock(t.Context(), name)
 	if err != nil {
@@ -582,7 +583,10 @@ func TestRecentWaiterEntersTheLineAtOnce(t *testing.T) {
 	c := redistest.New(t, 1)
 	n := c.Nodes()[0]
 	const name = "line-recent"
-	holder, waiter := newClient(t, c), newClient(t, c)
+	// Node timeouts of seconds: no request fails on a loaded machine, so
+	// the only SETs are the ones counted.
+	holder := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
+	waiter := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
 	// The first wait: a plain first attempt, refused, then the line.
 	waitOnce(t, c, holder, waiter, name)
 	// Now the waiter's client knows the name is busy. The holder's
