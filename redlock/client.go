@@ -366,9 +366,9 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 	expired := !decided.Before(until)
 	if ok && !expired {
 		if w != nil {
-			// L4: out of the line everywhere; the nodes that granted took
+			// L4: out of the line everywhere; the nodes that grant took
 			// the entry out already.
-			c.leave(name, w, cfg.nodeTimeout, r.granted())
+			c.leave(name, w, cfg.nodeTimeout, r)
 		}
 		if c.observed() {
 			c.attempted(ctx, name, cfg, r.tally, decided.Sub(t1), token, nil)

@@ -110,35 +110,43 @@ func (w *waiter) lineArgs(key, line, counter, value any, cfg *config) []any {
 }
 
 // leave takes the waiter out of the line in the background (L4): after it
-// took the lock, or gave up. served, when not nil, marks the nodes whose
-// grant of its last attempt already took its entry out (line.lua take):
-// they are skipped, unless the next of the client's own waiters for name
-// takes its place there in the same step (L9), which goes to every node.
-// Each request is queued behind the waiter's last attempt on that node's
-// connection, so it runs after it.
-func (c *Client) leave(name string, w *waiter, tau time.Duration, served []bool) {
+// took the lock, or gave up. The next of the client's own waiters for name,
+// if any, takes its place in the same step, on every node at once (L9).
+// Otherwise, after a success (won, the attempt's round), it waits for every
+// node to answer that attempt and goes only to the nodes that did not grant
+// it: a grant took the entry out already (line.lua take). Each request is
+// queued behind the waiter's last attempt on that node's connection, so it
+// runs after it.
+func (c *Client) leave(name string, w *waiter, tau time.Duration, won *round) {
 	key := LockKey(name)
-	c.leaveWith(&c.local, name, w, tau, served, []any{lineHash, 3, key, LineKey(name), CounterKey(name), "leave", w.id, reserveFor(tau).Milliseconds()})
+	c.leaveWith(&c.local, name, w, tau, won, []any{lineHash, 3, key, LineKey(name), CounterKey(name), "leave", w.id, reserveFor(tau).Milliseconds()})
 }
 
-// leaveWith sends args, the script that takes w out of the line, to every
-// node but those served marks (see leave); the next of the client's
-// waiters in q under name, if any, is put in its place by the same request
-// on every node (L9): its id, ticket and entry lifetime are appended to
+// leaveWith sends args, the script that takes w out of the line, to the
+// nodes as leave says (won may be nil: every node); the next of the
+// client's waiters in q under name, if any, is put in its place by the
+// same request (L9): its id, ticket and entry lifetime are appended to
 // args.
-func (c *Client) leaveWith(q *queue, name string, w *waiter, tau time.Duration, served []bool, args []any) {
+func (c *Client) leaveWith(q *queue, name string, w *waiter, tau time.Duration, won *round, args []any) {
+	send := func(skip []bool) {
+		bg := c.background()
+		for i, n := range c.nodes { // never blocks (C1)
+			if skip == nil || !skip[i] {
+				n.Do(pipe.Request{Cmd: "EVALSHA", Args: args, Timeout: tau, H: bg, Node: i})
+			}
+		}
+	}
 	q.handOff(name, w, func(next *waiter) {
 		if next != nil {
 			args = append(args, next.id, next.ticket(), lineLifetime(tau).Milliseconds())
-			served = nil
+			send(nil)
+			return
 		}
-		bg := c.background()
-		for i, n := range c.nodes { // never blocks (C1)
-			if served != nil && served[i] {
-				continue
-			}
-			n.Do(pipe.Request{Cmd: "EVALSHA", Args: args, Timeout: tau, H: bg, Node: i})
+		if won == nil {
+			send(nil)
+			return
 		}
+		won.whenAnswered(send)
 	})
 }
 

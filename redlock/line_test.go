@@ -545,6 +545,10 @@ func TestGrantTakesTheWaiterOutOfTheLine(t *testing.T) {
 	// request of either fails on a loaded machine.
 	holder := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
 	waiter := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
+	// A first wait subscribes the waiter's client to the name (L10), so
+	// that no subscription's confirmation wakes the counted wait for an
+	// attempt more.
+	waitOnce(t, c, holder, waiter, name)
 	l, err := holder.TryLock(t.Context(), name)
 	if err != nil {
 		t.Fatal(err)
@@ -681,4 +685,78 @@ func TestLockBehindOwnWaiterAttemptsFirst(t *testing.T) {
 	}
 	cancel()
 	<-first
+}
+
+// L4: a waiter served by every node sends no leave, also when a node's
+// grant arrives after the attempt was decided: the leave waits for every
+// node's answer and goes only where the take was not granted. Node 2 is
+// 20 ms away (a proxy, slowed once the waiter is in line), so the waiter
+// decides on nodes 0 and 1 before node 2's grant arrives; the nodes then
+// ran nine scripts, the release that reserved for it, its take and its
+// release on each, and no leave.
+func TestLateGrantNeedsNoLeave(t *testing.T) {
+	c := redistest.New(t, 3)
+	const name = "line-late-grant"
+	addrs := c.Addrs()
+	p, err := chaos.NewProxy(addrs[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	far := slices.Clone(addrs)
+	far[2] = p.Addr()
+	// Node timeouts of seconds: nothing fails on a loaded machine, and the
+	// waiter makes no attempt to keep its place while the test runs (L3).
+	holder := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
+	waiter := newClientOn(t, newPools(t, far), redlock.WithNodeTimeout(5*time.Second))
+	// A first wait subscribes the waiter's client to the name (L10): the
+	// second wait makes one attempt, in line at once (L11), and no
+	// subscription's confirmation wakes it for more.
+	waitOnce(t, c, holder, waiter, name)
+	l, err := holder.TryLock(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := waitForLock(t.Context(), waiter, name)
+	inLine(t, c, name, 1)
+	p.SetDelay(20 * time.Millisecond)
+	for _, n := range c.Nodes() {
+		if _, err := n.Do("CONFIG", "RESETSTAT"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Unlock(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	w := <-got
+	if w == nil {
+		t.Fatal("the waiter's Lock failed")
+	}
+	if err := w.Unlock(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// The release on node 2 runs after the late take there, and a leave
+	// would come before the release or right after it: wait until the key
+	// is gone everywhere, then for any script still on its way.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		gone := true
+		for _, n := range c.Nodes() {
+			gone = gone && keyOn(t, n, name) == ""
+		}
+		total := 0
+		for _, n := range c.Nodes() {
+			total += calls(t, n, "evalsha")
+		}
+		if total > 9 {
+			t.Fatalf("the nodes ran %d scripts, want 9: the release, the take and the release on each, no leave", total)
+		}
+		if gone && total == 9 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10s the nodes ran %d scripts, want 9, and the key is gone everywhere: %v", total, gone)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }

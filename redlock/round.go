@@ -32,6 +32,14 @@ type round struct {
 	decided bool
 	done    chan struct{}
 	ctxErr  error // the caller's context ended the wait
+
+	answered int                  // replies in, before the decision or after
+	then     func(granted []bool) // whenAnswered's, until every node answered
+	// finals holds each node's answer, also one that came after the
+	// decision (the slots are not written then: callers read them
+	// unlocked once the round is decided); in finalBuf up to 8 nodes.
+	finals   []quorum.Result
+	finalBuf [8]quorum.Result
 }
 
 type slot struct {
@@ -71,18 +79,52 @@ func (r *round) Reply(i int, v any, err error) {
 		r.c.nodeFailed(r.ctx, r.node(i), r.tau, s.err, err == nil)
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.decided || r.slots[i].res != quorum.Pending {
-		return
+	if !r.decided && r.slots[i].res == quorum.Pending {
+		r.slots[i] = s
+		r.tally.Add(s.res)
+		if r.choose && s.res == quorum.Granted {
+			r.picks.Add(s.choice)
+		}
+		if r.decidedLocked() {
+			r.finishLocked()
+		}
 	}
-	r.slots[i] = s
-	r.tally.Add(s.res)
-	if r.choose && s.res == quorum.Granted {
-		r.picks.Add(s.choice)
+	r.finals[i] = s.res
+	r.answered++
+	then, granted := r.answeredLocked()
+	r.mu.Unlock()
+	if then != nil {
+		then(granted)
 	}
-	if r.decidedLocked() {
-		r.finishLocked()
+}
+
+// whenAnswered calls then once every node has answered the round (the pipe
+// answers each request exactly once, at its deadline at the latest), at
+// once if they all have, with which nodes granted it, before the decision
+// or after it: L4's leave goes only where the waiter's take was not granted.
+func (r *round) whenAnswered(then func(granted []bool)) {
+	r.mu.Lock()
+	r.then = then
+	then, granted := r.answeredLocked()
+	r.mu.Unlock()
+	if then != nil {
+		then(granted)
 	}
+}
+
+// answeredLocked takes whenAnswered's function once every node answered,
+// with the nodes that granted.
+func (r *round) answeredLocked() (func([]bool), []bool) {
+	if r.then == nil || r.answered < len(r.slots) {
+		return nil, nil
+	}
+	then := r.then
+	r.then = nil
+	granted := make([]bool, len(r.slots))
+	for i := range r.slots {
+		granted[i] = r.finals[i] == quorum.Granted
+	}
+	return then, granted
 }
 
 // decidedLocked reports whether the round's outcome is known: with choose,
@@ -145,6 +187,11 @@ func (c *Client) newRound(nodes []int, need int, tau time.Duration, cmd string) 
 		n = len(nodes)
 	}
 	r := &round{c: c, nodes: nodes, tau: tau, setGet: cmd == "SET", tally: quorum.NewTally(n), slots: make([]slot, n), done: make(chan struct{})}
+	r.finals = r.finalBuf[:0]
+	if n > len(r.finalBuf) {
+		r.finals = make([]quorum.Result, 0, n)
+	}
+	r.finals = r.finals[:n]
 	if need > 0 {
 		r.tally = quorum.NewTallyNeed(n, need)
 	}
@@ -237,24 +284,6 @@ func (r *round) ok() bool {
 		return r.ctxErr == nil && r.picks.Succeeded(r.tally)
 	}
 	return r.ctxErr == nil && r.tally.Succeeded()
-}
-
-// granted reports, per slot, whether its node granted the round before it
-// was decided (L4: where a waiter's attempt was granted, its entry is out
-// of the line already). Nil when none did.
-func (r *round) granted() []bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var g []bool
-	for i, s := range r.slots {
-		if s.res == quorum.Granted {
-			if g == nil {
-				g = make([]bool, len(r.slots))
-			}
-			g[i] = true
-		}
-	}
-	return g
 }
 
 // errors aggregates the failures as *NodeError, or returns nil. A node
