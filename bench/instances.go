@@ -167,8 +167,8 @@ func runInstancesSuite(rounds int, out, cdf string, quick bool) error {
 			lat, failed := tryLatencies(tries[lib], fmt.Sprintf("bench:inst:try:%s:r%d", lib, r), p.tryN)
 			res.try(lib, lat, failed)
 			if len(lat) > 0 {
-				slices.Sort(lat)
-				fmt.Printf("  round %d, one attempt, %-11s p50 %.3f ms, p99 %.3f ms, failed %d\n", r+1, lib, ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), failed)
+				fmt.Printf("  round %d, one attempt (TryLock+Unlock), %-11s p50/p99 %6.3f/%6.3f ms, failed %d\n",
+					r+1, lib, ms(pct(lat, 50)), ms(pct(lat, 99)), failed)
 			}
 		}
 		fmt.Printf("round %d/%d done (%.0fs so far)\n", r+1, rounds, time.Since(began).Seconds())

@@ -206,8 +206,20 @@ func (r *round) send(ctx context.Context, cmd string, args []any) *round {
 	// A lone caller writes each request itself when the node's connection
 	// is idle (measured faster than handing half of them to the writer
 	// goroutines); concurrent callers' requests are batched by the writers.
-	for i := range n {
-		c.nodes[r.node(i)].Do(pipe.Request{Cmd: cmd, Args: args, Deadline: deadline, H: r, Node: i})
+	if n == 1 && ctx.Done() == nil {
+		// One node, and a context that never ends: the caller has nothing
+		// to wait for but this reply, so it reads it itself on an idle
+		// connection (pipe.Call), bounded by the deadline (C1, A3). That
+		// saves the hand-offs through the reader goroutine: about half of
+		// a lone TryLock+Unlock pair on one node. With a context that can
+		// end, the caller waits in the select below instead: every call
+		// ends within its context ("What is guaranteed"), and a read on
+		// the socket cannot be cut short by one.
+		c.nodes[r.node(0)].Call(pipe.Request{Cmd: cmd, Args: args, Deadline: deadline, H: r})
+	} else {
+		for i := range n {
+			c.nodes[r.node(i)].Do(pipe.Request{Cmd: cmd, Args: args, Deadline: deadline, H: r, Node: i})
+		}
 	}
 	select {
 	case <-r.done:

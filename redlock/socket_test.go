@@ -1,6 +1,8 @@
 package redlock_test
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -63,5 +65,61 @@ func TestFrozenNodeSocketNeverBlocksCaller(t *testing.T) {
 	// Generous: a blocked write would show as seconds (the write timeout).
 	if slowest > 10*tau {
 		t.Fatalf("slowest TryLock+Unlock took %v, want a few node timeouts (%v): a caller blocked", slowest, tau)
+	}
+}
+
+// C1, C3: a client of one node reads its own replies when its context
+// cannot end (pipe.Call), never beyond the node timeout; with a context
+// that can end, the call still ends with the context, not at the node
+// timeout. The node is frozen with its socket open.
+func TestOneNodeReadsItsOwnReplyWithinItsDeadline(t *testing.T) {
+	c := redistest.New(t, 1)
+	const tau = 400 * time.Millisecond
+	cl := newClient(t, c, redlock.WithNodeTimeout(tau))
+	bg := context.Background()
+	for range 3 { // connection up; later calls read their own replies
+		l, err := cl.TryLock(bg, "one")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Unlock(bg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Nodes()[0].Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Nodes()[0].Resume()
+	var err error
+	d := timed(func() { _, err = cl.TryLock(bg, "one") })
+	if !errors.Is(err, redlock.ErrNodeTimeout) {
+		t.Fatalf("TryLock on a frozen node = %v, want ErrNodeTimeout", err)
+	}
+	if d < tau-50*time.Millisecond || d > 3*tau {
+		t.Fatalf("TryLock on a frozen node took %v, want about the node timeout %v", d, tau)
+	}
+	ctx, cancel := context.WithTimeout(bg, 50*time.Millisecond)
+	defer cancel()
+	d = timed(func() { _, err = cl.TryLock(ctx, "one") })
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("TryLock with a 50ms context on a frozen node = %v, want DeadlineExceeded", err)
+	}
+	if d > tau/2 {
+		t.Fatalf("TryLock with a 50ms context took %v: it waited for the node timeout %v", d, tau)
+	}
+	c.Nodes()[0].Resume()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l, err := cl.TryLock(bg, "one-after")
+		if err == nil {
+			if err := l.Unlock(bg); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("TryLock after the node woke: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

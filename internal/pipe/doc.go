@@ -12,6 +12,11 @@
 // and nothing piles up behind it: no goroutine per request, and at most the
 // requests of one deadline in flight.
 //
+// A caller with nothing else to wait for (Call) writes its request on an
+// idle connection and reads the reply itself, with the same deadline: one
+// goroutine hand-off less each way. The reader reads what was written
+// behind it once its reply is in.
+//
 // Requests to one node run in the order they were enqueued, on one
 // connection: a release enqueued after an acquisition runs after it, even
 // when the acquisition's reply has not come back yet.

@@ -153,6 +153,33 @@ func (n *Node) Do(r Request) {
 	n.kick()
 }
 
+// Call is Do for a caller that would only wait for r's reply anyway: it has
+// no other node's reply to collect meanwhile and nothing else (a context)
+// to wake up for. When it may write r itself (see Do), it also reads r's
+// reply itself, with r's deadline on the connection (A3), and r.H has been
+// called when Call returns. The reply then wakes the caller straight from
+// the network poller, where otherwise the reader goroutine wakes up for it
+// and then wakes the caller, two goroutine hand-offs per round trip (often
+// a futex wake-up of another thread each). Otherwise Call is Do.
+//
+// C1: it blocks on the node's socket, but never beyond r's deadline; a
+// caller with several nodes to collect must use Do, or one frozen node
+// would hold up the replies of the others. Requests written behind r
+// meanwhile are read by the connection's reader once r's reply is in: the
+// replies come in the order written.
+func (n *Node) Call(r Request) {
+	n.mu.Lock()
+	if n.closed || r.H == nil || n.writing || len(n.queue) > 0 || n.cur == nil || !n.cur.idle() {
+		n.mu.Unlock()
+		n.Do(r)
+		return
+	}
+	n.writing = true
+	cur := n.cur
+	n.mu.Unlock()
+	cur.inline(n, r)
+}
+
 func (n *Node) kick() {
 	select {
 	case n.wake <- struct{}{}:
@@ -197,6 +224,12 @@ type conn struct {
 	// failed) by the reader: while it is 0 the node has read everything
 	// sent, so a write of one request cannot block (C1).
 	unanswered atomic.Int64
+	// rmu is held by whoever reads a reply: the reader, or a caller
+	// reading its own (Call). A Call writes its request on an idle
+	// connection, so before any request the reader has to read: the reader
+	// takes rmu before each read (the replies come in the order written)
+	// and before it closes the connection.
+	rmu sync.Mutex
 
 	// inflight holds the requests written, in write order, for the
 	// reader; it grows as needed (an extension wave of many locks).
@@ -393,6 +426,67 @@ func (n *Node) loadScripts(c *conn) {
 	}
 }
 
+// inline writes r alone on c, an idle connection, with the write token
+// held, gives the token back and reads r's reply itself (Call).
+func (c *conn) inline(n *Node, r Request) {
+	if !c.idle() { // the reader killed it meanwhile: the writer reconnects
+		n.putToken(c)
+		n.Do(r)
+		return
+	}
+	if !time.Now().Before(r.Deadline) {
+		n.putToken(c)
+		r.reply(nil, ErrTimeout)
+		return
+	}
+	// Unanswered from before it is written: callers that come meanwhile
+	// queue for the writer (C1), and the writer writes behind it. rmu is
+	// free: with nothing unanswered the reader is not reading.
+	c.unanswered.Add(1)
+	c.rmu.Lock()
+	err := c.c.Send(r.Cmd, r.Args...)
+	if err == nil {
+		err = c.c.Flush()
+	}
+	stats.flushes.Add(1)
+	stats.requests.Add(1)
+	n.putToken(c) // the writer may write behind r while r's reply is read
+	var v any
+	if err == nil {
+		v, _, err = c.receive(r)
+	} else {
+		c.killWith(err)
+	}
+	c.unanswered.Add(-1)
+	r.reply(v, err) // before the reader hands out the replies behind it
+	c.rmu.Unlock()
+}
+
+// receive reads r's reply with r's deadline on the connection (A3); a late
+// or failed read kills the connection, and says so (broke). c.rmu is held.
+func (c *conn) receive(r Request) (v any, broke bool, err error) {
+	// A reply already in our buffer counts even if this goroutine was
+	// scheduled late: allow a millisecond of our own noise.
+	d := max(time.Until(r.Deadline), time.Millisecond)
+	v, err = redis.ReceiveWithTimeout(c.c, d)
+	var rerr redis.Error
+	switch {
+	case err == nil:
+	case errors.As(err, &rerr):
+		if strings.HasPrefix(string(rerr), "NOSCRIPT") {
+			c.reload.Store(true)
+			err = fmt.Errorf("%w: %v", ErrNoScript, rerr)
+		}
+	default:
+		if isTimeout(err) {
+			err = ErrTimeout
+		}
+		c.killWith(err)
+		broke = true
+	}
+	return v, broke, err
+}
+
 // kill marks the connection dead: no more requests go on it, and the reader
 // fails what is in flight. Only the reader closes it (redigo's pooled Close
 // reads pending replies, which must not race with the reader's Receive);
@@ -416,9 +510,13 @@ func (c *conn) reader() {
 	for {
 		r, ok := c.pop()
 		if !ok {
+			c.rmu.Lock() // a Call still reading: the deferred Close waits for it
+			c.rmu.Unlock()
 			return
 		}
+		c.rmu.Lock() // after a Call's read: its reply comes first
 		if c.dead.Load() {
+			c.rmu.Unlock()
 			if cause == nil {
 				// Killed from outside (a write failed, or its deadline
 				// passed unread): no reply will come in time.
@@ -431,24 +529,10 @@ func (c *conn) reader() {
 			c.done1(r, nil, cause)
 			continue
 		}
-		// A reply already in our buffer counts even if this goroutine was
-		// scheduled late: allow a millisecond of our own noise.
-		d := max(time.Until(r.Deadline), time.Millisecond)
-		v, err := redis.ReceiveWithTimeout(c.c, d)
-		var rerr redis.Error
-		switch {
-		case err == nil:
-		case errors.As(err, &rerr):
-			if strings.HasPrefix(string(rerr), "NOSCRIPT") {
-				c.reload.Store(true)
-				err = fmt.Errorf("%w: %v", ErrNoScript, rerr)
-			}
-		default:
-			if isTimeout(err) {
-				err = ErrTimeout
-			}
+		v, broke, err := c.receive(r)
+		c.rmu.Unlock()
+		if broke {
 			cause = err
-			c.killWith(err)
 		}
 		c.done1(r, v, err)
 	}

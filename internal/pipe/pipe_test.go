@@ -2,6 +2,7 @@ package pipe
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -178,5 +179,154 @@ func TestFireAndForgetIsNeverDroppedUnsent(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if v, err := redis.String(do(n, time.Second, "GET", "late")); err != nil || v != "1" {
 		t.Fatalf("GET late = %q, %v; want the SET written although the writer came late", v, err)
+	}
+}
+
+// ordered records the replies in the order the handlers were called.
+type ordered struct {
+	mu  sync.Mutex
+	got []any
+	wg  sync.WaitGroup // Add before a Do
+}
+
+func (o *ordered) Reply(node int, v any, err error) {
+	if b, ok := v.([]byte); ok {
+		v = string(b)
+	}
+	o.mu.Lock()
+	o.got = append(o.got, node, v, err)
+	o.mu.Unlock()
+	if node != 1 {
+		o.wg.Done()
+	}
+}
+
+func call(n *Node, d time.Duration, cmd string, args ...any) (any, error) {
+	w := waiter{make(chan result, 1)}
+	n.Call(Request{Cmd: cmd, Args: args, Deadline: time.Now().Add(d), H: w})
+	r := <-w.ch
+	return r.v, r.err
+}
+
+// A Call on an idle connection reads its own reply: its handler has run
+// when Call returns. Calls and Dos of many callers mixed on one connection
+// each get their own reply.
+func TestCallReadsItsOwnReplyInOrder(t *testing.T) {
+	c := redistest.New(t, 1)
+	n := newNode(t, c.Addrs()[0])
+	if _, err := do(n, time.Second, "PING"); err != nil {
+		t.Fatal(err)
+	}
+	w := waiter{make(chan result, 1)}
+	n.Call(Request{Cmd: "ECHO", Args: []any{"inline"}, Deadline: time.Now().Add(time.Second), H: w})
+	select {
+	case r := <-w.ch:
+		if v, err := redis.String(r.v, r.err); err != nil || v != "inline" {
+			t.Fatalf("ECHO inline = %q, %v", v, err)
+		}
+	default:
+		t.Fatal("Call on an idle connection returned before its reply was handled")
+	}
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				f := do
+				if (g+i)%2 == 0 {
+					f = call
+				}
+				want := fmt.Sprintf("%d-%d", g, i)
+				if v, err := redis.String(f(n, time.Second, "ECHO", want)); err != nil || v != want {
+					t.Errorf("ECHO %s = %q, %v", want, v, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// Requests written behind a Call still reading its reply are read after it,
+// by the reader; a Call whose reply comes late fails at its deadline and
+// kills the connection, so the late reply never reaches a later request
+// (A3, C1).
+func TestCallBehindAndLate(t *testing.T) {
+	c := redistest.New(t, 1)
+	n := newNode(t, c.Addrs()[0])
+	if _, err := do(n, time.Second, "PING"); err != nil {
+		t.Fatal(err)
+	}
+	// BLPOP holds this connection's replies back for 100ms.
+	h := &ordered{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.Call(Request{Cmd: "BLPOP", Args: []any{"empty", "0.1"}, Deadline: time.Now().Add(time.Second), H: h, Node: 1})
+	}()
+	time.Sleep(20 * time.Millisecond)
+	h.wg.Add(1)
+	n.Do(Request{Cmd: "ECHO", Args: []any{"behind"}, Deadline: time.Now().Add(time.Second), H: h, Node: 2})
+	<-done
+	h.wg.Wait()
+	if got := fmt.Sprint(h.got); got != "[1 <nil> <nil> 2 behind <nil>]" {
+		t.Fatalf("replies = %s; want the Call's nil, then the ECHO behind it", got)
+	}
+
+	got := make(chan string, 1)
+	start := time.Now()
+	go func() {
+		_, err := call(n, 50*time.Millisecond, "BLPOP", "empty", "0.3")
+		got <- fmt.Sprint(err)
+	}()
+	time.Sleep(10 * time.Millisecond)
+	if _, err := do(n, time.Second, "ECHO", "queued"); err == nil {
+		t.Fatal("a request behind a Call that timed out got a reply from the dead connection")
+	}
+	if err := <-got; err != ErrTimeout.Error() {
+		t.Fatalf("late Call = %v, want ErrTimeout", err)
+	}
+	if d := time.Since(start); d > 250*time.Millisecond {
+		t.Fatalf("a Call with a 50ms deadline took %v", d)
+	}
+	for _, f := range []func(*Node, time.Duration, string, ...any) (any, error){call, do, call} {
+		if v, err := redis.String(f(n, time.Second, "ECHO", "fresh")); err != nil || v != "fresh" {
+			t.Fatalf("ECHO on the new connection = %q, %v", v, err)
+		}
+	}
+}
+
+// C1: a Call on a frozen node blocks no longer than its deadline; Close
+// waits for a Call still reading, and leaks nothing.
+func TestCallFrozenNodeAndClose(t *testing.T) {
+	c := redistest.New(t, 1)
+	p := pool.New(c.Addrs()[0])
+	defer p.Close()
+	n := NewNode(p)
+	if _, err := call(n, time.Second, "PING"); err != nil {
+		t.Fatal(err)
+	}
+	c.Nodes()[0].Pause()
+	start := time.Now()
+	if _, err := call(n, 100*time.Millisecond, "PING"); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("Call to a frozen node = %v, want ErrTimeout", err)
+	}
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Fatalf("a Call with a 100ms deadline to a frozen node took %v", d)
+	}
+	c.Nodes()[0].Resume()
+	if _, err := call(n, time.Second, "PING"); err != nil {
+		t.Fatalf("Call after resume: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := call(n, time.Second, "BLPOP", "empty", "0.1")
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	n.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Call in flight at Close = %v, want its reply", err)
 	}
 }
