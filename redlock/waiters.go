@@ -100,10 +100,15 @@ func lockChannels(name, cid string) []string {
 // channels, or did a moment ago (they linger, L10): the name is busy, and
 // the next Lock call enters the line with its first attempt (L11).
 func (w *waiters) recent(name, cid string) bool {
-	key := strings.Join(lockChannels(name, cid), "\x00")
+	// The group's key (listen's: the channels joined by NUL), built on the
+	// stack: every Lock call asks, and the lookup of string(b) does not
+	// allocate.
+	var buf [160]byte
+	b := append(append(append(buf[:0], KeyPrefix+"{"...), name...), "}"+releasedSuffix+"\x00"+KeyPrefix+"{"...)
+	b = append(append(append(b, name...), "}"+releasedSuffix+":"...), cid...)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.groups[key] != nil
+	return w.groups[string(b)] != nil
 }
 
 // listen rings bell on every message on channels until the function it
