@@ -142,7 +142,7 @@ func (c *Client) leaveWith(q *queue, name string, w *waiter, tau time.Duration, 
 			send(nil)
 			return
 		}
-		if won == nil {
+		if won == nil || won.nodes != nil { // skip is indexed by the client's nodes
 			send(nil)
 			return
 		}

@@ -243,7 +243,10 @@ type conn struct {
 // idle reports whether a caller may write on c itself: it is alive, needs
 // no script reload, and every request written on it was answered.
 func (c *conn) idle() bool {
-	return !c.dead.Load() && !c.reload.Load() && c.unanswered.Load() == 0
+	// unanswered first: the reader (or a Call) marks the connection dead,
+	// or its scripts to reload, before it counts the request answered, so
+	// a 0 read here comes with those marks visible.
+	return c.unanswered.Load() == 0 && !c.dead.Load() && !c.reload.Load()
 }
 
 func (c *conn) push(r Request) {
@@ -434,6 +437,9 @@ func (c *conn) inline(n *Node, r Request) {
 		n.Do(r)
 		return
 	}
+	if r.Deadline.IsZero() { // as Do: the timeout counts from the write
+		r.Deadline = time.Now().Add(r.Timeout)
+	}
 	if !time.Now().Before(r.Deadline) {
 		n.putToken(c)
 		r.reply(nil, ErrTimeout)
@@ -441,21 +447,30 @@ func (c *conn) inline(n *Node, r Request) {
 	}
 	// Unanswered from before it is written: callers that come meanwhile
 	// queue for the writer (C1), and the writer writes behind it. rmu is
-	// free: with nothing unanswered the reader is not reading.
+	// free of the reader (with nothing unanswered it is not reading), but
+	// a previous Call may still be running its reply's handler.
 	c.unanswered.Add(1)
 	c.rmu.Lock()
+	if !time.Now().Before(r.Deadline) { // it passed while that handler ran
+		c.unanswered.Add(-1)
+		c.rmu.Unlock()
+		n.putToken(c)
+		r.reply(nil, ErrTimeout)
+		return
+	}
 	err := c.c.Send(r.Cmd, r.Args...)
 	if err == nil {
 		err = c.c.Flush()
 	}
 	stats.flushes.Add(1)
 	stats.requests.Add(1)
+	if err != nil {
+		c.killWith(err) // before the writer may write behind it
+	}
 	n.putToken(c) // the writer may write behind r while r's reply is read
 	var v any
 	if err == nil {
 		v, _, err = c.receive(r)
-	} else {
-		c.killWith(err)
 	}
 	c.unanswered.Add(-1)
 	r.reply(v, err) // before the reader hands out the replies behind it

@@ -217,6 +217,9 @@ func TestCallReadsItsOwnReplyInOrder(t *testing.T) {
 	if _, err := do(n, time.Second, "PING"); err != nil {
 		t.Fatal(err)
 	}
+	// The PING's reply can arrive before its writer gave the write token
+	// back; Call then goes to the writer, like Do. Wait for the token.
+	idle(t, n)
 	w := waiter{make(chan result, 1)}
 	n.Call(Request{Cmd: "ECHO", Args: []any{"inline"}, Deadline: time.Now().Add(time.Second), H: w})
 	select {
@@ -328,5 +331,42 @@ func TestCallFrozenNodeAndClose(t *testing.T) {
 	n.Close()
 	if err := <-done; err != nil {
 		t.Fatalf("Call in flight at Close = %v, want its reply", err)
+	}
+}
+
+// idle waits until n's connection is idle and nobody holds its write
+// token: a Call then writes and reads its own request.
+func idle(t *testing.T, n *Node) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n.mu.Lock()
+		ok := !n.writing && len(n.queue) == 0 && n.cur != nil && n.cur.idle()
+		n.mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the node's connection is not idle after 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A3: a Call with a timeout and no deadline counts the timeout from its
+// write, as Do does (found by review: it failed at once with ErrTimeout,
+// having sent nothing).
+func TestCallWithTimeoutOnly(t *testing.T) {
+	c := redistest.New(t, 1)
+	n := newNode(t, c.Addrs()[0])
+	w := waiter{make(chan result, 1)}
+	n.Do(Request{Cmd: "PING", Timeout: time.Second, H: w})
+	if r := <-w.ch; r.err != nil {
+		t.Fatalf("Do with Timeout: %v", r.err)
+	}
+	idle(t, n)
+	n.Call(Request{Cmd: "PING", Timeout: time.Second, H: w})
+	if r := <-w.ch; r.err != nil {
+		t.Fatalf("Call with Timeout (no Deadline) = %v, want PONG as Do gives", r.err)
 	}
 }
