@@ -78,6 +78,36 @@ func inBackground(take func() (*redlock.Lock, error)) <-chan *redlock.Lock {
 	return got
 }
 
+// waitBehind has holder take name and waiter's Lock call wait for it in
+// line; before, when not nil, runs once the holder holds it, before the
+// waiter asks. It returns the holder's lock and where the waiter's comes.
+func waitBehind(t *testing.T, c *redistest.Cluster, holder, waiter *redlock.Client, name string, before func()) (*redlock.Lock, <-chan *redlock.Lock) {
+	t.Helper()
+	l, err := holder.TryLock(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before != nil {
+		before()
+	}
+	got := waitForLock(t.Context(), waiter, name)
+	inLine(t, c, name, 1)
+	return l, got
+}
+
+// handOver releases held and returns the lock its waiter took.
+func handOver(t *testing.T, held *redlock.Lock, got <-chan *redlock.Lock) *redlock.Lock {
+	t.Helper()
+	if err := held.Unlock(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	w := <-got
+	if w == nil {
+		t.Fatal("the waiter's Lock failed")
+	}
+	return w
+}
+
 // L1, L2: waiters of separate clients (as separate service instances) are
 // served in the order they arrived, one release after the other.
 func TestLineServesInArrivalOrder(t *testing.T) {
@@ -545,26 +575,14 @@ func TestGrantTakesTheWaiterOutOfTheLine(t *testing.T) {
 	// request of either fails on a loaded machine.
 	holder := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
 	waiter := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
-	// A first wait subscribes the waiter's client to the name (L10), so
-	// that no subscription's confirmation wakes the counted wait for an
-	// attempt more.
+	// A first wait subscribes the waiter's client to the name (L10, for as
+	// long as the test runs), so that no subscription's confirmation wakes
+	// the counted wait for an attempt more.
+	redlock.SetLinger(waiter, time.Hour)
 	waitOnce(t, c, holder, waiter, name)
-	l, err := holder.TryLock(t.Context(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := waitForLock(t.Context(), waiter, name)
-	inLine(t, c, name, 1)
-	if _, err := n.Do("CONFIG", "RESETSTAT"); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Unlock(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	w := <-got
-	if w == nil {
-		t.Fatal("the waiter's Lock failed")
-	}
+	l, got := waitBehind(t, c, holder, waiter, name, nil)
+	resetStats(t, n)
+	w := handOver(t, l, got)
 	if line, err := redis.Int(n.Do("HLEN", redlock.LineKey(name))); err != nil || line != 0 {
 		t.Fatalf("right after the waiter took the lock, its line holds %d entries (%v), want none", line, err)
 	}
@@ -591,29 +609,19 @@ func TestRecentWaiterEntersTheLineAtOnce(t *testing.T) {
 	// the only SETs are the ones counted.
 	holder := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
 	waiter := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
+	// The name stays known for as long as the test runs: the default
+	// linger of 10 s would be a timing target on a loaded machine.
+	redlock.SetLinger(waiter, time.Hour)
 	// The first wait: a plain first attempt, refused, then the line.
 	waitOnce(t, c, holder, waiter, name)
 	// Now the waiter's client knows the name is busy. The holder's
 	// TryLock is its own SET; the statistics start after it.
 	for range 3 {
-		l, err := holder.TryLock(t.Context(), name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := n.Do("CONFIG", "RESETSTAT"); err != nil {
-			t.Fatal(err)
-		}
-		got := waitForLock(t.Context(), waiter, name)
-		inLine(t, c, name, 1)
+		l, got := waitBehind(t, c, holder, waiter, name, func() { resetStats(t, n) })
 		if k := calls(t, n, "set"); k != 0 {
 			t.Fatalf("the waiter, which waited for %q a moment ago, made a plain first attempt (%d SET), want its first attempt in line", name, k)
 		}
-		l.Unlock(t.Context())
-		w := <-got
-		if w == nil {
-			t.Fatal("the waiter's Lock failed")
-		}
-		w.Unlock(t.Context())
+		handOver(t, l, got).Unlock(t.Context())
 	}
 	// Free, nobody in line: its attempt in line takes the lock at once.
 	w, err := waiter.Lock(t.Context(), name)
@@ -644,8 +652,9 @@ func TestLockBehindOwnWaiterAttemptsFirst(t *testing.T) {
 			mu.Unlock()
 		}
 	})
-	holder := newClient(t, c)
-	cl := newClient(t, c, redlock.WithObserver(obs))
+	// Node timeouts of seconds: no request fails on a loaded machine.
+	holder := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
+	cl := newClient(t, c, redlock.WithObserver(obs), redlock.WithNodeTimeout(5*time.Second))
 	l, err := holder.TryLock(t.Context(), name)
 	if err != nil {
 		t.Fatal(err)
@@ -712,26 +721,12 @@ func TestLateGrantNeedsNoLeave(t *testing.T) {
 	// A first wait subscribes the waiter's client to the name (L10): the
 	// second wait makes one attempt, in line at once (L11), and no
 	// subscription's confirmation wakes it for more.
+	redlock.SetLinger(waiter, time.Hour)
 	waitOnce(t, c, holder, waiter, name)
-	l, err := holder.TryLock(t.Context(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := waitForLock(t.Context(), waiter, name)
-	inLine(t, c, name, 1)
+	l, got := waitBehind(t, c, holder, waiter, name, nil)
 	p.SetDelay(20 * time.Millisecond)
-	for _, n := range c.Nodes() {
-		if _, err := n.Do("CONFIG", "RESETSTAT"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := l.Unlock(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	w := <-got
-	if w == nil {
-		t.Fatal("the waiter's Lock failed")
-	}
+	resetStats(t, c.Nodes()...)
+	w := handOver(t, l, got)
 	if err := w.Unlock(t.Context()); err != nil {
 		t.Fatal(err)
 	}

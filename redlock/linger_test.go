@@ -34,6 +34,16 @@ func calls(t *testing.T, n *redistest.Node, cmd string) int {
 	return 0
 }
 
+// resetStats zeroes the command statistics of nodes (INFO commandstats).
+func resetStats(t *testing.T, nodes ...*redistest.Node) {
+	t.Helper()
+	for _, n := range nodes {
+		if _, err := n.Do("CONFIG", "RESETSTAT"); err != nil {
+			t.Fatalf("CONFIG RESETSTAT on %s: %v", n.Addr(), err)
+		}
+	}
+}
+
 // waitOnce makes waiter wait for name once: holder takes the lock, waiter's
 // Lock call waits in line, holder releases, the waiter takes the lock and
 // releases it.
@@ -81,11 +91,7 @@ func TestRepeatedWaitsSubscribeOnce(t *testing.T) {
 	// A linger longer than any gap between the waits on a loaded machine:
 	// the default 10 s would be a timing target.
 	redlock.SetLinger(waiter, time.Hour)
-	for _, n := range c.Nodes() {
-		if _, err := n.Do("CONFIG", "RESETSTAT"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	resetStats(t, c.Nodes()...)
 	for range 3 {
 		waitOnce(t, c, holder, waiter, name)
 	}
