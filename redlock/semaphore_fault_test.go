@@ -3,20 +3,14 @@ package redlock_test
 import (
 	"context"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/quorumlock/quorumlock/internal/chaos"
 	"github.com/quorumlock/quorumlock/internal/redistest"
 	"github.com/quorumlock/quorumlock/redlock"
 )
-
-type semInterval struct {
-	start, end time.Time
-	token      uint64
-	called     time.Time
-}
 
 // S1, S5 under faults: nodes paused at random (late replies, timeouts,
 // grants split between slots) while clients take permits with Acquire and
@@ -30,7 +24,7 @@ func TestSemaphoreBoundUnderPausedNodes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Second)
 	defer cancel()
 	var mu sync.Mutex
-	var ivs []semInterval
+	var ivs []chaos.SemHold
 	var wg sync.WaitGroup
 	nodes := c.Nodes()
 	wg.Go(func() {
@@ -74,43 +68,19 @@ func TestSemaphoreBoundUnderPausedNodes(t *testing.T) {
 				}
 				l.Unlock(context.WithoutCancel(ctx))
 				mu.Lock()
-				ivs = append(ivs, semInterval{start, end, l.Token(), called})
+				ivs = append(ivs, chaos.SemHold{Called: called, Start: start, End: end, Token: l.Token()})
 				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
-	type edge struct {
-		at time.Time
-		d  int
-	}
-	var es []edge
-	for _, iv := range ivs {
-		if iv.start.Before(iv.end) {
-			es = append(es, edge{iv.start, 1}, edge{iv.end, -1})
-		}
-	}
-	slices.SortFunc(es, func(a, b edge) int {
-		if c := a.at.Compare(b.at); c != 0 {
-			return c
-		}
-		return a.d - b.d
-	})
-	n, most := 0, 0
-	for _, e := range es {
-		n += e.d
-		most = max(most, n)
-	}
+	most := chaos.MaxHolders(ivs)
 	t.Logf("%d permits, most at once %d", len(ivs), most)
 	if most > permits {
 		t.Fatalf("%d holders at once, permits %d", most, permits)
 	}
-	for _, b := range ivs {
-		for _, a := range ivs {
-			if a.start.Before(b.called) && b.token <= a.token {
-				t.Fatalf("S5: token %d not above %d of a permit acquired before the call", b.token, a.token)
-			}
-		}
+	if bad := chaos.TokenOrder(ivs); bad > 0 {
+		t.Fatalf("S5: %d permits' tokens not above that of every permit acquired before their call", bad)
 	}
 }
 
