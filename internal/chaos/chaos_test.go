@@ -118,16 +118,25 @@ func TestChaosOutOfModelMajorityDown(t *testing.T) {
 // suites run, which is starvation, not the lock.
 func TestChaosProcessTierContention(t *testing.T) {
 	c := redistest.New(t, 5, redistest.WithAOF())
-	s, err := RunContention(t.Context(), Config{
-		Tier: "processes/contention", Nodes: nodes(c), InModel: true,
-		Kinds:    []string{Kill, Restart, Pause, Partition, Latency},
-		Duration: duration(t, 20*time.Second), Seed: seed(t),
-		TTL: 500 * time.Millisecond, NodeTimeout: 50 * time.Millisecond,
-	}, Contention{WaiterKinds: []string{WaiterCrash, WaiterFreeze}})
+	s, err := RunContention(t.Context(), contendedConfig(t, c, "processes/contention"),
+		Contention{WaiterKinds: []string{WaiterCrash, WaiterFreeze}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	report(t, s, true)
+}
+
+// contendedConfig is the in-model run of the contention, semaphore and
+// election workloads: node faults as in TestChaosProcessTier, the
+// library's default node timeout (50ms) and a TTL of ten of them (see
+// TestChaosProcessTierContention for why).
+func contendedConfig(t *testing.T, c *redistest.Cluster, tier string) Config {
+	return Config{
+		Tier: tier, Nodes: nodes(c), InModel: true,
+		Kinds:    []string{Kill, Restart, Pause, Partition, Latency},
+		Duration: duration(t, 20*time.Second), Seed: seed(t),
+		TTL: 500 * time.Millisecond, NodeTimeout: 50 * time.Millisecond,
+	}
 }
 
 // In the model for safety, the semaphore workload (ALGORITHM.md S1-S5):
@@ -143,13 +152,9 @@ func TestChaosProcessTierContention(t *testing.T) {
 // than a quorum: out of the model for its own progress, never for safety.
 func TestChaosProcessTierSemaphore(t *testing.T) {
 	c := redistest.New(t, 5, redistest.WithAOF())
-	s, err := RunSemaphore(t.Context(), Config{
-		Tier: "processes/semaphore", Nodes: nodes(c), InModel: true,
-		Kinds:    []string{Kill, Restart, Pause, Partition, Latency},
-		Duration: duration(t, 20*time.Second), Seed: seed(t),
-		TTL: 500 * time.Millisecond, NodeTimeout: 50 * time.Millisecond,
-		Limits: Limits{MaxDrought: 16 * 500 * time.Millisecond},
-	}, Sem{Permits: 4, Clients: 12})
+	cfg := contendedConfig(t, c, "processes/semaphore")
+	cfg.Limits.MaxDrought = 16 * cfg.TTL
+	s, err := RunSemaphore(t.Context(), cfg, Sem{Permits: 4, Clients: 12})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package chaos
 import (
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/quorumlock/quorumlock/internal/redistest"
 )
@@ -24,12 +23,8 @@ import (
 // leader is replaced after its TTL).
 func TestChaosProcessTierElection(t *testing.T) {
 	c := redistest.New(t, 5, redistest.WithAOF())
-	s, err := RunElection(t.Context(), Config{
-		Tier: "processes/election", Nodes: nodes(c), InModel: true,
-		Kinds:    []string{Kill, Restart, Pause, Partition, Latency},
-		Duration: duration(t, 20*time.Second), Seed: seed(t),
-		TTL: 500 * time.Millisecond, NodeTimeout: 50 * time.Millisecond,
-	}, ElectionLoad{CandidateKinds: []string{CandidateCrash, CandidateFreeze}})
+	s, err := RunElection(t.Context(), contendedConfig(t, c, "processes/election"),
+		ElectionLoad{CandidateKinds: []string{CandidateCrash, CandidateFreeze}})
 	if err != nil {
 		t.Fatal(err)
 	}
