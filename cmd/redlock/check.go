@@ -69,13 +69,9 @@ func checkFlagSet(o *checkOpts) *flag.FlagSet {
 func runCheck(args []string) int {
 	var o checkOpts
 	fl := checkFlagSet(&o)
-	pos, _, dashdash, err := parseArgs(fl, args)
-	if errors.Is(err, flag.ErrHelp) {
-		printCommandHelp("check")
-		return exitOK
-	}
-	if err != nil {
-		return usageErr("check", "%v", err)
+	pos, _, dashdash, code, ok := parseCommand("check", fl, args)
+	if !ok {
+		return code
 	}
 	o.conn.resolveEnv(fl)
 	if len(pos) > 0 || dashdash {

@@ -60,13 +60,9 @@ const demoNames = 3
 func runDemo(args []string) int {
 	var o demoOpts
 	fs := demoFlagSet(&o)
-	pos, command, dashdash, err := parseArgs(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		printCommandHelp("demo")
-		return exitOK
-	}
-	if err != nil {
-		return usageErr("demo", "%v", err)
+	pos, command, dashdash, code, ok := parseCommand("demo", fs, args)
+	if !ok {
+		return code
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })

@@ -142,6 +142,22 @@ func parseArgs(fs *flag.FlagSet, args []string) (pos, command []string, dashdash
 	}
 }
 
+// parseCommand is parseArgs for the command line of command cmd, whose
+// flags are fs, with the handling every command gives it: --help prints the
+// command's help, a bad flag one usage line. Then it returns ok false with
+// the exit code (exitOK after --help).
+func parseCommand(cmd string, fs *flag.FlagSet, args []string) (pos, command []string, dashdash bool, code int, ok bool) {
+	pos, command, dashdash, err := parseArgs(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		printCommandHelp(cmd)
+		return nil, nil, false, exitOK, false
+	}
+	if err != nil {
+		return nil, nil, false, usageErr(cmd, "%v", err), false
+	}
+	return pos, command, dashdash, exitOK, true
+}
+
 // checkName rejects a lock name the library would refuse, before anything
 // is started.
 func checkName(name string) error {

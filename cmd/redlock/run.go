@@ -102,13 +102,9 @@ func runFlagSet(o *runOpts) *flag.FlagSet {
 func parseRun(args []string) (o *runOpts, code int, ok bool) {
 	o = &runOpts{}
 	fl := runFlagSet(o)
-	pos, command, dashdash, err := parseArgs(fl, args)
-	if errors.Is(err, flag.ErrHelp) {
-		printCommandHelp("run")
-		return nil, exitOK, false
-	}
-	if err != nil {
-		return nil, usageErr("run", "%v", err), false
+	pos, command, dashdash, code, ok := parseCommand("run", fl, args)
+	if !ok {
+		return nil, code, false
 	}
 	o.conn.resolveEnv(fl)
 	switch {

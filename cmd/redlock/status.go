@@ -100,13 +100,9 @@ func parseNameCommand(cmd string, fl *flag.FlagSet, cf *connFlags, args []string
 // a lock name is checked here; an election's by the library, which knows
 // its longer prefix.
 func parseNamed(cmd, what string, fl *flag.FlagSet, cf *connFlags, args []string) (name string, code int, ok bool) {
-	pos, command, dashdash, err := parseArgs(fl, args)
-	if errors.Is(err, flag.ErrHelp) {
-		printCommandHelp(cmd)
-		return "", exitOK, false
-	}
-	if err != nil {
-		return "", usageErr(cmd, "%v", err), false
+	pos, command, dashdash, code, ok := parseCommand(cmd, fl, args)
+	if !ok {
+		return "", code, false
 	}
 	cf.resolveEnv(fl)
 	switch {
