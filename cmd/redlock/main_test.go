@@ -269,6 +269,46 @@ func freeSoon(t *testing.T, cl *redlock.Client, name string) {
 	l.Unlock(context.Background())
 }
 
+// runAtOnce starts n runs of the binary at once, the i-th with command line
+// args(i), waits for them all, and fails the test unless each exited 0: the
+// runs of a test that contend for one lock or semaphore and log what their
+// commands did (logFields reads it).
+func runAtOnce(t *testing.T, n int, args func(i int) []string) {
+	t.Helper()
+	results := make([]result, n)
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Go(func() {
+			results[i] = runBin(t, nil, args(i)...)
+		})
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r.code != 0 {
+			t.Fatalf("run %d: exit %d, stderr %q", i, r.code, r.stderr)
+		}
+	}
+}
+
+// logFields reads the log that the commands of runAtOnce appended to, one
+// event a line, and returns each line's fields and the log itself (for the
+// test's messages). It fails the test on a line without n fields.
+func logFields(t *testing.T, path string, n int) (lines [][]string, log []byte) {
+	t.Helper()
+	log, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(log)), "\n") {
+		f := strings.Fields(line)
+		if len(f) != n {
+			t.Fatalf("bad log line %q in\n%s", line, log)
+		}
+		lines = append(lines, f)
+	}
+	return lines, log
+}
+
 // waitFor polls cond until it holds or d has passed.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/quorumlock/quorumlock/internal/redistest"
@@ -26,39 +24,23 @@ func TestRunPermits(t *testing.T) {
 	}
 	log := filepath.Join(t.TempDir(), "log")
 	script := `echo "$(date +%s%N) 1" >> "$1"; sleep 0.3; echo "$(date +%s%N) -1" >> "$1"`
-	results := make([]result, 5)
-	var wg sync.WaitGroup
-	for i := range results {
-		wg.Go(func() {
-			results[i] = runBin(t, nil, "run", "--addrs", addrs(c), "--node-timeout", testNodeTimeout, "--wait", "30s", "--permits", "2", "sem", "--", "sh", "-c", script, "sh", log)
-		})
-	}
-	wg.Wait()
-	for i, r := range results {
-		if r.code != 0 {
-			t.Fatalf("run %d: exit %d, stderr %q", i, r.code, r.stderr)
-		}
-	}
-	b, err := os.ReadFile(log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	const runs = 5
+	runAtOnce(t, runs, func(int) []string {
+		return []string{"run", "--addrs", addrs(c), "--node-timeout", testNodeTimeout, "--wait", "30s", "--permits", "2", "sem", "--", "sh", "-c", script, "sh", log}
+	})
+	lines, b := logFields(t, log, 2)
 	type event struct{ at, delta int64 }
 	var events []event
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		f := strings.Fields(line)
-		if len(f) != 2 {
-			t.Fatalf("bad log line %q in\n%s", line, b)
-		}
+	for _, f := range lines {
 		at, err1 := strconv.ParseInt(f[0], 10, 64)
 		delta, err2 := strconv.ParseInt(f[1], 10, 64)
 		if err1 != nil || err2 != nil {
-			t.Fatalf("bad log line %q (date +%%s%%N unsupported?)", line)
+			t.Fatalf("bad log line %q (date +%%s%%N unsupported?)", strings.Join(f, " "))
 		}
 		events = append(events, event{at, delta})
 	}
-	if len(events) != 2*len(results) {
-		t.Fatalf("%d log lines, want %d:\n%s", len(events), 2*len(results), b)
+	if len(events) != 2*runs {
+		t.Fatalf("%d log lines, want %d:\n%s", len(events), 2*runs, b)
 	}
 	// Ends before starts at the same instant: touching runs do not overlap.
 	sort.Slice(events, func(i, j int) bool {

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,32 +23,15 @@ func TestRunMutualExclusion(t *testing.T) {
 	c := redistest.New(t, 5)
 	log := filepath.Join(t.TempDir(), "log")
 	script := `echo "start $1 $(date +%s%N)" >> "$2"; sleep 0.3; echo "end $1 $(date +%s%N)" >> "$2"`
-	results := make([]result, 2)
-	var wg sync.WaitGroup
-	for i := range results {
-		wg.Go(func() {
-			results[i] = runBin(t, nil, "run", "--addrs", addrs(c), "--node-timeout", testNodeTimeout, "--wait", "10s", "mutex", "--", "sh", "-c", script, "sh", strconv.Itoa(i), log)
-		})
-	}
-	wg.Wait()
-	for i, r := range results {
-		if r.code != 0 {
-			t.Fatalf("run %d: exit %d, stderr %q", i, r.code, r.stderr)
-		}
-	}
-	b, err := os.ReadFile(log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	runAtOnce(t, 2, func(i int) []string {
+		return []string{"run", "--addrs", addrs(c), "--node-timeout", testNodeTimeout, "--wait", "10s", "mutex", "--", "sh", "-c", script, "sh", strconv.Itoa(i), log}
+	})
+	lines, b := logFields(t, log, 3)
 	span := map[string][2]int64{}
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		f := strings.Fields(line)
-		if len(f) != 3 {
-			t.Fatalf("bad log line %q in\n%s", line, b)
-		}
+	for _, f := range lines {
 		ns, err := strconv.ParseInt(f[2], 10, 64)
 		if err != nil {
-			t.Fatalf("bad timestamp in %q: %v (date +%%s%%N unsupported?)", line, err)
+			t.Fatalf("bad timestamp in %q: %v (date +%%s%%N unsupported?)", strings.Join(f, " "), err)
 		}
 		s := span[f[1]]
 		s[map[string]int{"start": 0, "end": 1}[f[0]]] = ns
