@@ -2,7 +2,6 @@ package redlock
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -172,13 +171,9 @@ func (r *leaderRead) noLeader() *NoLeaderError {
 func (r *leaderRead) noLeaderLocked() *NoLeaderError {
 	var nodes *multierror.Error
 	for i, err := range r.errs {
-		if err == nil {
-			continue
+		if err != nil {
+			nodes = appendNodeErrors(nodes, nodeError(r.e.c.nodes[i].Addr(), err, r.tau))
 		}
-		if errors.Is(err, pipe.ErrTimeout) {
-			err = fmt.Errorf("%w: no answer within %v", ErrNodeTimeout, r.tau)
-		}
-		nodes = appendNodeErrors(nodes, &NodeError{Addr: r.e.c.nodes[i].Addr(), Err: err})
 	}
 	return &NoLeaderError{
 		Election: r.e.name, N: r.n, Quorum: r.q,
