@@ -43,3 +43,10 @@ func SemaphoreWaiting(c *Client, name string) int {
 	defer c.sems.mu.Unlock()
 	return len(c.sems.names[name])
 }
+
+// lingering returns how many groups are subscribed with nobody waiting.
+func (w *waiters) lingering() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.idle.Len()
+}

@@ -44,6 +44,9 @@ func (h *Holder) String() string {
 	return who
 }
 
+// base32Alphabet is rand.Text's: RFC 4648 base32.
+const base32Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
 // The holder part of a value (M1): the secret, one space, then
 //
 //	{"h":"host","p":1234,"t":1764620000123,"l":"label"}
@@ -51,9 +54,6 @@ func (h *Holder) String() string {
 // with "l" only when a label was given. holderHead returns everything up
 // to the time, which is the same for every acquisition of the process:
 // New builds it once.
-// base32Alphabet is rand.Text's: RFC 4648 base32.
-const base32Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-
 func holderHead() string {
 	host, _ := os.Hostname()
 	b := []byte(` {"h":`)

@@ -142,10 +142,12 @@ func (c *Client) leaveWith(q *queue, name string, w *waiter, tau time.Duration, 
 			send(nil)
 			return
 		}
-		if won == nil || won.nodes != nil { // skip is indexed by the client's nodes
+		if won == nil {
 			send(nil)
 			return
 		}
+		// won is an attempt's round, over every node: its slots are
+		// indexed as c.nodes, as send's skip is.
 		won.whenAnswered(send)
 	})
 }

@@ -55,7 +55,9 @@ const (
 	// EventNodeFailure: one request to one node failed (Node, Failure,
 	// Err), once per request: a call's (also found in the call's own
 	// error), or a background one (the undo of a failed attempt, a waiter
-	// leaving the line, the release after auto-extension gave up).
+	// leaving the line, the release after auto-extension gave up). The
+	// reads that answer operators' questions (Holder, ForceUnlock, Check,
+	// Election.Leader and Observe) report theirs in their errors only.
 	EventNodeFailure
 	// EventReconnect: a node's connection was closed and is being replaced
 	// (Node; Err the reason).

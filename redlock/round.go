@@ -187,11 +187,11 @@ func (c *Client) newRound(nodes []int, need int, tau time.Duration, cmd string) 
 		n = len(nodes)
 	}
 	r := &round{c: c, nodes: nodes, tau: tau, setGet: cmd == "SET", tally: quorum.NewTally(n), slots: make([]slot, n), done: make(chan struct{})}
-	r.finals = r.finalBuf[:0]
-	if n > len(r.finalBuf) {
-		r.finals = make([]quorum.Result, 0, n)
+	if n <= len(r.finalBuf) {
+		r.finals = r.finalBuf[:n]
+	} else {
+		r.finals = make([]quorum.Result, n)
 	}
-	r.finals = r.finals[:n]
 	if need > 0 {
 		r.tally = quorum.NewTallyNeed(n, need)
 	}

@@ -200,13 +200,6 @@ func (w *waiters) each(f func(*subscriber)) {
 	}
 }
 
-// lingering returns how many groups are subscribed with nobody waiting.
-func (w *waiters) lingering() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.idle.Len()
-}
-
 func (w *waiters) close() {
 	w.mu.Lock()
 	w.closed = true

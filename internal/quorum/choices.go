@@ -28,9 +28,6 @@ func (c *Choices) Add(choice int) {
 	}
 }
 
-// Of returns the grants of choice.
-func (c Choices) Of(choice int) int { return c.counts[choice] }
-
 // Succeeded reports whether Q nodes granted one choice.
 func (c Choices) Succeeded(t Tally) bool { return c.BestN >= t.Q }
 

@@ -59,3 +59,6 @@ func TestChoicesDecideOnOneSlot(t *testing.T) {
 		}
 	}
 }
+
+// Of returns the grants of choice (for the tests).
+func (c Choices) Of(choice int) int { return c.counts[choice] }
