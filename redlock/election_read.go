@@ -140,19 +140,7 @@ func (e *Election) read(ctx context.Context) (Leader, *leaderRead, error) {
 	for i, node := range e.c.nodes {
 		node.Do(pipe.Request{Cmd: "EVALSHA", Args: args, Deadline: deadline, H: r, Node: i})
 	}
-	select {
-	case <-r.done:
-	default:
-		t := getTimer(time.Until(deadline) + 5*time.Millisecond)
-		select {
-		case <-r.done:
-		case <-t.C:
-			r.finish(nil)
-		case <-ctx.Done():
-			r.finish(ctx.Err())
-		}
-		putTimer(t)
-	}
+	await(ctx, r.done, deadline, r.finish)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.ctxErr == nil && r.bestN >= r.q {

@@ -2,7 +2,6 @@ package redlock
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -266,31 +265,25 @@ func (c *Client) gather(ctx context.Context, tau time.Duration, cmd string, args
 	for i, nd := range c.nodes {
 		nd.Do(pipe.Request{Cmd: cmd, Args: args, Deadline: deadline, H: g, Node: i})
 	}
-	// A backstop, as in a round: the nodes fail their requests at the
-	// deadline themselves.
-	t := time.NewTimer(time.Until(deadline) + 5*time.Millisecond)
-	defer t.Stop()
-	var late error
-	select {
-	case <-g.done:
-		return g
-	case <-t.C:
-		late = pipe.ErrTimeout
-	case <-ctx.Done():
-		late = ctx.Err()
-	}
+	await(ctx, g.done, deadline, g.expire)
+	return g
+}
+
+// expire fails the nodes still silent: with the caller's context error
+// when it ended (ctxErr), else with pipe.ErrTimeout.
+func (g *gathered) expire(ctxErr error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.left == 0 { // all in after all
-		return g
+		return
 	}
-	if !errors.Is(late, pipe.ErrTimeout) {
-		g.ctxErr = late
+	late := error(pipe.ErrTimeout)
+	if ctxErr != nil {
+		g.ctxErr, late = ctxErr, ctxErr
 	}
 	for i := range g.in {
 		if !g.in[i] {
 			g.in[i], g.errs[i] = true, late
 		}
 	}
-	return g
 }

@@ -221,23 +221,30 @@ func (r *round) send(ctx context.Context, cmd string, args []any) *round {
 			c.nodes[r.node(i)].Do(pipe.Request{Cmd: cmd, Args: args, Deadline: deadline, H: r, Node: i})
 		}
 	}
+	await(ctx, r.done, deadline, r.finish)
+	return r
+}
+
+// await waits until done is closed, or until ctx ends (finish(ctx.Err())),
+// or until a backstop just past deadline (finish(nil)): the nodes fail
+// their requests at the deadline themselves, and the backstop bounds the
+// wait even if a writer is stuck (A3). Every fan-out waits with it: a
+// round, the holder reads (gather) and the leader read.
+func await(ctx context.Context, done <-chan struct{}, deadline time.Time, finish func(ctxErr error)) {
 	select {
-	case <-r.done:
-		return r
+	case <-done:
+		return
 	default:
 	}
-	// A backstop: the nodes fail their requests at the deadline
-	// themselves; this bounds the wait even if a writer is stuck.
 	t := getTimer(time.Until(deadline) + 5*time.Millisecond)
 	defer putTimer(t)
 	select {
-	case <-r.done:
+	case <-done:
 	case <-t.C:
-		r.finish(nil)
+		finish(nil)
 	case <-ctx.Done():
-		r.finish(ctx.Err())
+		finish(ctx.Err())
 	}
-	return r
 }
 
 // timers recycles the rounds' backstop timers: one per round otherwise.
