@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -80,36 +79,26 @@ func TestContentionNeverTwoHolders(t *testing.T) {
 	clients := []*redlock.Client{newClient(t, c, opts...), newClient(t, c, opts...), newClient(t, c, opts...), newClient(t, c, opts...)}
 	const workers, rounds = 8, 15
 	var inside, counter, overlaps atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cl := clients[w%len(clients)]
-			for range rounds {
-				l, err := cl.Lock(t.Context(), "contended")
-				if err != nil {
-					errs <- err
-					return
-				}
-				if inside.Add(1) != 1 {
-					overlaps.Add(1)
-				}
-				v := counter.Load()
-				time.Sleep(time.Millisecond)
-				counter.Store(v + 1)
-				inside.Add(-1)
-				if err := l.Unlock(t.Context()); err != nil {
-					errs <- err
-					return
-				}
+	for _, err := range concurrently(workers, func(w int) error {
+		cl := clients[w%len(clients)]
+		for range rounds {
+			l, err := cl.Lock(t.Context(), "contended")
+			if err != nil {
+				return err
 			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+			if inside.Add(1) != 1 {
+				overlaps.Add(1)
+			}
+			v := counter.Load()
+			time.Sleep(time.Millisecond)
+			counter.Store(v + 1)
+			inside.Add(-1)
+			if err := l.Unlock(t.Context()); err != nil {
+				return err
+			}
+		}
+		return nil
+	}) {
 		t.Errorf("worker: %v", err)
 	}
 	if o := overlaps.Load(); o != 0 {
