@@ -3,8 +3,6 @@ package redlock_test
 import (
 	"context"
 	"fmt"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,13 +19,7 @@ func TestElectionOneLeaderAtATimeWithAFrozenNode(t *testing.T) {
 	c := redistest.New(t, 5)
 	nodes := c.Nodes()
 	const candidates, leaderships = 4, 15
-	var (
-		mu      sync.Mutex
-		current = -1 // the candidate leading now
-		last    uint64
-		count   int
-		errs    []string
-	)
+	s := newLeaderships()
 	if err := nodes[0].Pause(); err != nil {
 		t.Fatal(err)
 	}
@@ -38,47 +30,23 @@ func TestElectionOneLeaderAtATimeWithAFrozenNode(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	var wg sync.WaitGroup
-	for i := range candidates {
-		_, e := candidate(t, c, "frozen-one-at-a-time")
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				l, err := e.Campaign(ctx, fmt.Sprint("candidate-", i))
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				if current >= 0 {
-					errs = append(errs, fmt.Sprintf("candidate %d leads while %d does", i, current))
-				}
-				if l.Token() <= last {
-					errs = append(errs, fmt.Sprintf("term %d after term %d", l.Token(), last))
-				}
-				current, last = i, l.Token()
-				count++
-				// Freeze the next node, thaw the one frozen until now.
-				if err := nodes[count%len(nodes)].Pause(); err != nil {
-					errs = append(errs, err.Error())
-				}
-				if err := nodes[(count-1)%len(nodes)].Resume(); err != nil {
-					errs = append(errs, err.Error())
-				}
-				if count >= leaderships {
-					cancel()
-				}
-				current = -1
-				mu.Unlock()
-				l.Unlock(context.Background())
-			}
-		})
-	}
-	wg.Wait()
-	if len(errs) > 0 {
-		t.Fatal(strings.Join(errs, "\n"))
-	}
-	if count < leaderships {
-		t.Fatalf("%d leaderships in 90s with one node frozen, want %d", count, leaderships)
-	}
+	campaignOverAndOver(ctx, t, c, "frozen-one-at-a-time", candidates, func(i int, l *redlock.Lock) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.lead(i, l)
+		// Freeze the next node, thaw the one frozen until now.
+		if err := nodes[s.count%len(nodes)].Pause(); err != nil {
+			s.errs = append(s.errs, err.Error())
+		}
+		if err := nodes[(s.count-1)%len(nodes)].Resume(); err != nil {
+			s.errs = append(s.errs, err.Error())
+		}
+		if s.count >= leaderships {
+			cancel()
+		}
+		s.current = -1
+	})
+	s.check(t, leaderships, "90s with one node frozen")
 }
 
 // V1, L4, L9: candidates of one client waiting behind a leader give up
@@ -104,19 +72,7 @@ func TestCampaignsEndWithTheirContextWhileANodeIsFrozen(t *testing.T) {
 	}
 	waitFor(t, "all the candidates wait in the client", func() bool { return redlock.Waiting(cl, redlock.ElectionPrefix+name) == waiting })
 	inLine(t, c, redlock.ElectionPrefix+name, 1)
-	frozen := c.Nodes()[0]
-	if err := frozen.Pause(); err != nil {
-		t.Fatal(err)
-	}
-	cancel()
-	for i, ch := range got {
-		if w := <-ch; w != nil {
-			t.Fatalf("candidate %d: Campaign returned a leadership after its context ended", i)
-		}
-	}
-	if err := frozen.Resume(); err != nil {
-		t.Fatal(err)
-	}
+	cancelWhileFrozen(t, c, cancel, got, "candidate", "Campaign returned a leadership")
 	if n := redlock.Waiting(cl, redlock.ElectionPrefix+name); n != 0 {
 		t.Fatalf("%d candidates still wait in the client after their context ended, want 0", n)
 	}

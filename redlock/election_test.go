@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -69,52 +68,22 @@ func leaderIs(t *testing.T, e *redlock.Election, want redlock.Leader) {
 func TestElectionOneLeaderAtATime(t *testing.T) {
 	c := redistest.New(t, 3)
 	const candidates, leaderships = 4, 24
-	var (
-		mu      sync.Mutex
-		current = -1 // the candidate leading now
-		last    uint64
-		count   int
-		errs    []string
-	)
+	s := newLeaderships()
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	var wg sync.WaitGroup
-	for i := range candidates {
-		_, e := candidate(t, c, "one-at-a-time")
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				l, err := e.Campaign(ctx, fmt.Sprint("candidate-", i))
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				if current >= 0 {
-					errs = append(errs, fmt.Sprintf("candidate %d leads while %d does", i, current))
-				}
-				if l.Token() <= last {
-					errs = append(errs, fmt.Sprintf("term %d after term %d", l.Token(), last))
-				}
-				current, last = i, l.Token()
-				count++
-				if count >= leaderships {
-					cancel()
-				}
-				mu.Unlock()
-				time.Sleep(time.Millisecond) // lead for a moment
-				mu.Lock()
-				current = -1
-				mu.Unlock()
-				l.Unlock(context.Background())
-			}
-		})
-	}
-	wg.Wait()
-	if len(errs) > 0 {
-		t.Fatal(strings.Join(errs, "\n"))
-	}
-	if count < leaderships {
-		t.Fatalf("%d leaderships in 60s, want %d", count, leaderships)
-	}
+	campaignOverAndOver(ctx, t, c, "one-at-a-time", candidates, func(i int, l *redlock.Lock) {
+		s.mu.Lock()
+		s.lead(i, l)
+		if s.count >= leaderships {
+			cancel()
+		}
+		s.mu.Unlock()
+		time.Sleep(time.Millisecond) // lead for a moment
+		s.mu.Lock()
+		s.current = -1
+		s.mu.Unlock()
+	})
+	s.check(t, leaderships, "60s")
 }
 
 // V7, V2, V3: a resigning leader hands over to the candidate waiting in line,

@@ -1,6 +1,7 @@
 package redlock_test
 
 import (
+	"context"
 	"runtime"
 	"testing"
 	"time"
@@ -69,4 +70,25 @@ func TestNoPileUpBehindFrozenNode(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Logf("goroutines above baseline per phase: %v; peak connections to the frozen node: %d", peaks, maxActive)
+}
+
+// cancelWhileFrozen freezes node 0 of c with its socket open, so that some
+// of the waiters' round trips are under way, ends their context with
+// cancel, fails the test if any of them got a lock anyway (naming it
+// "<who> <index>: <what> after its context ended"), and thaws the node.
+func cancelWhileFrozen(t *testing.T, c *redistest.Cluster, cancel context.CancelFunc, got []<-chan *redlock.Lock, who, what string) {
+	t.Helper()
+	frozen := c.Nodes()[0]
+	if err := frozen.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	for i, ch := range got {
+		if l := <-ch; l != nil {
+			t.Fatalf("%s %d: %s after its context ended", who, i, what)
+		}
+	}
+	if err := frozen.Resume(); err != nil {
+		t.Fatal(err)
+	}
 }

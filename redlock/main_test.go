@@ -153,6 +153,38 @@ func (c countingConn) DoWithTimeout(d time.Duration, cmd string, args ...any) (a
 	return redis.DoWithTimeout(c.Conn, d, cmd, args...)
 }
 
+// unlockAll unlocks every lock of locks in turn, failing the test at the
+// first error.
+func unlockAll(t testing.TB, locks ...*redlock.Lock) {
+	t.Helper()
+	for _, l := range locks {
+		if err := l.Unlock(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// concurrently runs body(g) for g = 0..n-1, each on a goroutine of its own,
+// all at once, and returns the errors they returned once all have returned.
+func concurrently(n int, body func(g int) error) []error {
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for g := range n {
+		wg.Go(func() {
+			if err := body(g); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	var out []error
+	for err := range errs {
+		out = append(out, err)
+	}
+	return out
+}
+
 // timed runs f and returns how long it took.
 func timed(f func()) time.Duration {
 	start := time.Now()

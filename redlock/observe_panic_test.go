@@ -31,17 +31,7 @@ func TestHeldDeltaBackToZeroAfterPanicInDo(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		sum, low, plus, minus := 0, 0, 0, 0
-		for _, e := range rec.all() {
-			sum += e.HeldDelta
-			low = min(low, sum)
-			switch e.HeldDelta {
-			case 1:
-				plus++
-			case -1:
-				minus++
-			}
-		}
+		sum, low, plus, minus := rec.heldCount()
 		if low < 0 {
 			t.Fatalf("the held count went down to %d: a lock ended twice", low)
 		}

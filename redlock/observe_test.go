@@ -59,6 +59,24 @@ func (r *recorder) waitFor(t testing.TB, what string, match func(redlock.Event) 
 	}
 }
 
+// heldCount sums the HeldDelta of the events so far, in order: sum is
+// the number of locks held by the events' count, low the lowest the sum
+// went (below 0, a lock ended twice), plus and minus the number of events
+// that went +1 and -1.
+func (r *recorder) heldCount() (sum, low, plus, minus int) {
+	for _, e := range r.all() {
+		sum += e.HeldDelta
+		low = min(low, sum)
+		switch e.HeldDelta {
+		case 1:
+			plus++
+		case -1:
+			minus++
+		}
+	}
+	return sum, low, plus, minus
+}
+
 // describe lists events one a line, for failure messages.
 func describe(es []redlock.Event) string {
 	var b strings.Builder
@@ -323,8 +341,6 @@ func TestHeldDeltaSumsToZero(t *testing.T) {
 	cl := newClient(t, c, redlock.WithObserver(rec), redlock.WithNodeTimeout(100*time.Millisecond))
 	ctx := t.Context()
 	const rounds = 12
-	var wg sync.WaitGroup
-	errs := make(chan error, 64)
 	ends := []func(g, i int) error{
 		func(g, i int) error { // released
 			l, err := cl.Lock(ctx, "held-shared", redlock.WithTries(1000))
@@ -387,34 +403,19 @@ func TestHeldDeltaSumsToZero(t *testing.T) {
 		}
 		return l.Unlock(ctx)
 	})
-	for g := range 4 {
-		wg.Go(func() {
-			for i := range rounds {
-				if err := ends[(g+i)%len(ends)](g, i); err != nil {
-					errs <- err
-					return
-				}
+	for _, err := range concurrently(4, func(g int) error {
+		for i := range rounds {
+			if err := ends[(g+i)%len(ends)](g, i); err != nil {
+				return err
 			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+		}
+		return nil
+	}) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		sum, low, plus, minus := 0, 0, 0, 0
-		for _, e := range rec.all() {
-			sum += e.HeldDelta
-			low = min(low, sum)
-			switch e.HeldDelta {
-			case 1:
-				plus++
-			case -1:
-				minus++
-			}
-		}
+		sum, low, plus, minus := rec.heldCount()
 		if low < 0 {
 			t.Fatalf("the held count went down to %d", low)
 		}

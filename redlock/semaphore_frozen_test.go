@@ -19,14 +19,7 @@ func TestSemaphoreWaitersEndWithTheirContextWhileANodeIsFrozen(t *testing.T) {
 	c := redistest.New(t, 3)
 	const name, permits, perClient = "sem-frozen-ctx-end", 2, 2
 	holder := newSemaphore(t, c, name, permits)
-	var held []*redlock.Lock
-	for range permits {
-		l, err := holder.TryAcquire(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, l)
-	}
+	held := holdAll(t, holder, permits)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var clients []*redlock.Client
@@ -46,30 +39,14 @@ func TestSemaphoreWaitersEndWithTheirContextWhileANodeIsFrozen(t *testing.T) {
 		waitFor(t, "every caller waits in its client", func() bool { return redlock.SemaphoreWaiting(cl, name) == perClient })
 	}
 	inLineAt(t, c, redlock.SemaphoreLineKey(name), len(clients))
-	frozen := c.Nodes()[0]
-	if err := frozen.Pause(); err != nil {
-		t.Fatal(err)
-	}
-	cancel()
-	for i, ch := range got {
-		if l := <-ch; l != nil {
-			t.Fatalf("waiter %d: Acquire returned a permit after its context ended", i)
-		}
-	}
-	if err := frozen.Resume(); err != nil {
-		t.Fatal(err)
-	}
+	cancelWhileFrozen(t, c, cancel, got, "waiter", "Acquire returned a permit")
 	for i, cl := range clients {
 		if n := redlock.SemaphoreWaiting(cl, name); n != 0 {
 			t.Fatalf("client %d: %d callers still wait after their context ended, want 0", i, n)
 		}
 	}
 	inLineAt(t, c, redlock.SemaphoreLineKey(name), 0)
-	for _, l := range held {
-		if err := l.Unlock(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	unlockAll(t, held...)
 	fresh := newSemaphore(t, c, name, permits)
 	for i := range permits {
 		l, err := fresh.TryAcquire(t.Context())

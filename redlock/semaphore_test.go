@@ -24,6 +24,21 @@ func newSemaphore(t *testing.T, c *redistest.Cluster, name string, permits int, 
 	return s
 }
 
+// holdAll takes permits permits of s at once (TryAcquire) and returns
+// them, failing the test if one is refused.
+func holdAll(t *testing.T, s *redlock.Semaphore, permits int) []*redlock.Lock {
+	t.Helper()
+	var held []*redlock.Lock
+	for range permits {
+		l, err := s.TryAcquire(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, l)
+	}
+	return held
+}
+
 // holdings records the permits held, to count those whose Until() has not
 // passed at any moment.
 type holdings struct {
@@ -67,32 +82,30 @@ func TestSemaphoreNeverMoreThanKHolders(t *testing.T) {
 	c := redistest.New(t, 5)
 	const name, permits, clients, rounds = "sem-bound", 3, 8, 6
 	var h holdings
-	var wg sync.WaitGroup
-	errs := make(chan error, clients)
-	for range clients {
-		s := newSemaphore(t, c, name, permits, redlock.WithTries(1000))
-		wg.Go(func() {
-			for range rounds {
-				l, err := s.Acquire(t.Context())
-				if err != nil {
-					errs <- err
-					return
-				}
-				if n := h.add(l); n > permits {
-					errs <- errors.New("more holders than permits")
-				}
-				time.Sleep(5 * time.Millisecond) // holds a moment: the others contend
-				h.remove(l)
-				if err := l.Unlock(t.Context()); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
+	sems := make([]*redlock.Semaphore, clients)
+	for i := range sems {
+		sems[i] = newSemaphore(t, c, name, permits, redlock.WithTries(1000))
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	for _, err := range concurrently(clients, func(g int) error {
+		// A breach is kept and the rounds go on: the others keep
+		// contending, and h.most counts the worst of it.
+		var over error
+		for range rounds {
+			l, err := sems[g].Acquire(t.Context())
+			if err != nil {
+				return errors.Join(over, err)
+			}
+			if n := h.add(l); n > permits {
+				over = errors.New("more holders than permits")
+			}
+			time.Sleep(5 * time.Millisecond) // holds a moment: the others contend
+			h.remove(l)
+			if err := l.Unlock(t.Context()); err != nil {
+				return errors.Join(over, err)
+			}
+		}
+		return over
+	}) {
 		t.Fatal(err)
 	}
 	if h.most > permits {
@@ -127,11 +140,7 @@ func TestSemaphoreTryAcquireRefusedWhenAllHeld(t *testing.T) {
 	if err != nil {
 		t.Fatalf("TryAcquire after a permit was given back: %v", err)
 	}
-	for _, l := range []*redlock.Lock{b, d} {
-		if err := l.Unlock(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	unlockAll(t, b, d)
 }
 
 // S6: bad permits and names are refused with ErrInvalidOption naming them,

@@ -25,14 +25,7 @@ func TestSemaphoreResignedPermitGoesToFirstWaiter(t *testing.T) {
 	const name, permits, waiters = "sem-fair", 2, 5
 	opts := []redlock.Option{redlock.WithTries(1000)}
 	holder := newSemaphore(t, c, name, permits, opts...)
-	var held []*redlock.Lock
-	for range permits {
-		l, err := holder.TryAcquire(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, l)
-	}
+	held := holdAll(t, holder, permits)
 	got := make([]<-chan *redlock.Lock, waiters)
 	for i := range waiters {
 		got[i] = waitForPermit(t.Context(), newSemaphore(t, c, name, permits, opts...))
@@ -61,11 +54,7 @@ func TestSemaphoreResignedPermitGoesToFirstWaiter(t *testing.T) {
 		}
 		held = append(held, w)
 	}
-	for _, l := range held {
-		if err := l.Unlock(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	unlockAll(t, held...)
 	inLineAt(t, c, redlock.SemaphoreLineKey(name), 0) // everyone left the line
 }
 
@@ -132,11 +121,7 @@ func TestSemaphoreFencingTokensIncreaseAcrossSlots(t *testing.T) {
 	if last <= 50 {
 		t.Fatalf("last token %d: not above the highest counter, 50", last)
 	}
-	for _, l := range held {
-		if err := l.Unlock(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	unlockAll(t, held...)
 }
 
 // S1: a semaphore and the lock of the same name share no key: holding the
@@ -157,11 +142,7 @@ func TestSemaphoreApartFromTheLockOfItsName(t *testing.T) {
 	if err != nil {
 		t.Fatalf("TryAcquire while the lock of the same name is held: %v", err)
 	}
-	for _, l := range []*redlock.Lock{permit, lock} {
-		if err := l.Unlock(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	unlockAll(t, permit, lock)
 }
 
 // S2, A8: grants split between slots are no permit and are given back. With
