@@ -95,6 +95,17 @@ func waitBehind(t *testing.T, c *redistest.Cluster, holder, waiter *redlock.Clie
 	return l, got
 }
 
+// waitedBefore makes waiter's client wait for name once and keep the
+// name's channels for as long as the test runs (L10; the default linger of
+// 10 s would be a timing target on a loaded machine): its next Lock call
+// on name joins the line at once (L11), and no subscription's confirmation
+// wakes it for an attempt more.
+func waitedBefore(t *testing.T, c *redistest.Cluster, holder, waiter *redlock.Client, name string) {
+	t.Helper()
+	redlock.SetLinger(waiter, time.Hour)
+	waitOnce(t, c, holder, waiter, name)
+}
+
 // handOver releases held and returns the lock its waiter took.
 func handOver(t *testing.T, held *redlock.Lock, got <-chan *redlock.Lock) *redlock.Lock {
 	t.Helper()
@@ -575,11 +586,7 @@ func TestGrantTakesTheWaiterOutOfTheLine(t *testing.T) {
 	// request of either fails on a loaded machine.
 	holder := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
 	waiter := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
-	// A first wait subscribes the waiter's client to the name (L10, for as
-	// long as the test runs), so that no subscription's confirmation wakes
-	// the counted wait for an attempt more.
-	redlock.SetLinger(waiter, time.Hour)
-	waitOnce(t, c, holder, waiter, name)
+	waitedBefore(t, c, holder, waiter, name)
 	l, got := waitBehind(t, c, holder, waiter, name, nil)
 	resetStats(t, n)
 	w := handOver(t, l, got)
@@ -609,11 +616,8 @@ func TestRecentWaiterEntersTheLineAtOnce(t *testing.T) {
 	// the only SETs are the ones counted.
 	holder := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
 	waiter := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
-	// The name stays known for as long as the test runs: the default
-	// linger of 10 s would be a timing target on a loaded machine.
-	redlock.SetLinger(waiter, time.Hour)
 	// The first wait: a plain first attempt, refused, then the line.
-	waitOnce(t, c, holder, waiter, name)
+	waitedBefore(t, c, holder, waiter, name)
 	// Now the waiter's client knows the name is busy. The holder's
 	// TryLock is its own SET; the statistics start after it.
 	for range 3 {
@@ -718,11 +722,7 @@ func TestLateGrantNeedsNoLeave(t *testing.T) {
 	// waiter makes no attempt to keep its place while the test runs (L3).
 	holder := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
 	waiter := newClientOn(t, newPools(t, far), redlock.WithNodeTimeout(5*time.Second))
-	// A first wait subscribes the waiter's client to the name (L10): the
-	// second wait makes one attempt, in line at once (L11), and no
-	// subscription's confirmation wakes it for more.
-	redlock.SetLinger(waiter, time.Hour)
-	waitOnce(t, c, holder, waiter, name)
+	waitedBefore(t, c, holder, waiter, name)
 	l, got := waitBehind(t, c, holder, waiter, name, nil)
 	p.SetDelay(20 * time.Millisecond)
 	resetStats(t, c.Nodes()...)
