@@ -74,7 +74,20 @@ for m in $mutants; do
     exit 1
   fi
   echo "== mutant $m: ${test%\$} runs for $dur and must fail"
-  if (cd "$tmp" && CHAOS_DURATION=$dur go test -count=1 -run "$test" ./internal/chaos/ >"$tmp/out" 2>&1); then
+  # The faults are random (a new seed per run): a mutant that slips through
+  # one run gets a second one. Seen once in about ten CI runs for
+  # per-node-count, whose overlap needs a split view at the right moment.
+  passed=0
+  for try in 1 2; do
+    if (cd "$tmp" && CHAOS_DURATION=$dur go test -count=1 -run "$test" ./internal/chaos/ >"$tmp/out" 2>&1); then
+      passed=1
+      [ "$try" = 1 ] && echo "   not caught in run 1: one more run"
+    else
+      passed=0
+      break
+    fi
+  done
+  if [ "$passed" = 1 ]; then
     missed+=("$m")
   elif grep -Eq "$want" "$tmp/out"; then
     caught=$((caught+1))
