@@ -176,6 +176,9 @@ type contender interface {
 	join() *waiter
 	// busy reports whether the first attempt is to be made in line (L11).
 	busy() bool
+	// handedOver returns what a quorum handed over to w, claimed, or nil
+	// (L12).
+	handedOver(ctx context.Context, cfg *config, w *waiter) *Lock
 }
 
 // mutex is a lock name as Lock contends for it.
@@ -191,6 +194,10 @@ func (m mutex) attempt(ctx context.Context, cfg *config, w *waiter) (*Lock, erro
 func (m mutex) join() *waiter { return m.c.join(m.name) }
 
 func (m mutex) busy() bool { return m.c.wait.recent(m.name, m.c.chanID) }
+
+func (m mutex) handedOver(ctx context.Context, cfg *config, w *waiter) *Lock {
+	return m.c.handedOver(ctx, m.name, cfg, w)
+}
 
 // contend makes Lock's attempts for k: retries (A9), the line (L1-L11).
 func (c *Client) contend(ctx context.Context, k contender, cfg *config) (*Lock, error) {
@@ -305,6 +312,10 @@ func (c *Client) pauseFor(ctx context.Context, k contender, cfg *config, attempt
 			return nil, qe
 		}
 		t.Stop()
+		// L12: a quorum may have handed the lock over to this waiter.
+		if l := k.handedOver(ctx, cfg, w); l != nil {
+			return l, nil
+		}
 		if !c.clock.Now().Before(end) {
 			return nil, nil
 		}
@@ -331,25 +342,46 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 	// A1: 128 random bits, new for every attempt, then who takes the lock
 	// (M1). The key and value are boxed once: one argument list serves
 	// every node, and the release.
-	var key, value any = LockKey(name), c.value(cfg)
-	// Without fencing, SET NX PX GET (Redis 7) is the whole acquisition,
-	// with no script to run: nil grants, a value refuses, and a key of
-	// another type answers WRONGTYPE. Fencing needs the script's INCR (F1).
-	cmd, args := "SET", []any{key, value, "NX", "PX", cfg.ttl.Milliseconds(), "GET"}
+	// A waiter in line writes one value for its whole wait (L12).
+	var key, value any
+	var keys []any // line.lua's, for a waiter
+	var cmd string
+	var args []any
 	var line, counter any
+	var t1 time.Time
 	switch {
 	case w != nil:
+		if w.value == nil {
+			w.value = c.value(cfg)
+		}
 		w.entered.Store(true)
-		line, counter = LineKey(name), CounterKey(name)
-		cmd, args = "EVALSHA", w.lineArgs(key, line, counter, value, cfg)
+		keys = nameKeys(name)
+		key, value, line, counter = keys[0], w.value, keys[1], keys[2]
 		w.bell.reset() // reservations announced from now on ring for the next attempt
-	case cfg.fencing:
-		counter = CounterKey(name) // boxed once: the acquisition and the write-back (F3)
-		cmd, args = "EVALSHA", []any{acquireHash, 2, key, counter, value, cfg.ttl.Milliseconds(), "1"}
+		// A2, L12: T1 is read before the take is numbered, and a
+		// hand-over after it is counted from it.
+		t1 = c.clock.Now()
+		var seq uint64
+		if !cfg.fencing {
+			seq = w.bell.sent(t1)
+		}
+		cmd, args = "EVALSHA", w.lineArgs(keys, cfg, seq)
+	default:
+		key, value = LockKey(name), c.value(cfg)
+		// Without fencing, SET NX PX GET (Redis 7) is the whole
+		// acquisition, with no script to run: nil grants, a value refuses,
+		// and a key of another type answers WRONGTYPE. Fencing needs the
+		// script's INCR (F1).
+		cmd, args = "SET", []any{key, value, "NX", "PX", cfg.ttl.Milliseconds(), "GET"}
+		if cfg.fencing {
+			counter = CounterKey(name) // boxed once: the acquisition and the write-back (F3)
+			cmd, args = "EVALSHA", []any{acquireHash, 2, key, counter, value, cfg.ttl.Milliseconds(), "1"}
+		}
+		// A2: T1 is read right before the requests are queued for
+		// writing; the connections are already open, and no back-off
+		// follows.
+		t1 = c.clock.Now()
 	}
-	// A2: T1 is read right before the requests are queued for writing;
-	// the connections are already open, and no back-off follows.
-	t1 := c.clock.Now()
 	r := c.run(ctx, nil, 0, cfg.nodeTimeout, cmd, args)
 
 	ok := r.ok()
@@ -382,11 +414,11 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 	// nobody waits for it.
 	// L2: on a node where a waiter is in line, the release reserves the
 	// lock for the first of them (this waiter, if it is first).
-	if line == nil {
-		line = LineKey(name)
-	}
-	release := []any{releaseHash, 2, key, line, value, "0", reserveFor(cfg.nodeTimeout).Milliseconds()}
-	if w != nil {
+	var release []any
+	var seq uint64
+	if w == nil {
+		release = []any{releaseHash, 3, key, LineKey(name), GrantsKey(name), value, "0", reserveFor(cfg.nodeTimeout).Milliseconds()}
+	} else {
 		// L7: a turn that failed with no node held by anyone else means
 		// that this waiter is what everyone waits for (too slow, or cut
 		// off from most nodes): it goes to the back of the line, here and
@@ -394,11 +426,18 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 		if r.tally.Refused == 0 {
 			w.toBack(c)
 		}
-		release = w.undoArgs(key, line, counter, value, cfg.nodeTimeout)
+		if !cfg.fencing {
+			seq = w.bell.sent(c.clock.Now()) // L12: the undo is numbered too
+		}
+		release = w.undoArgs(keys, cfg.nodeTimeout, seq)
 	}
 	bg := c.background()
 	for i, s := range r.slots {
 		if s.res != quorum.Refused {
+			if seq != 0 {
+				// L12: the undo passes on a key handed over before it.
+				w.bell.undoing(i, seq)
+			}
 			c.nodes[i].Do(pipe.Request{Cmd: "EVALSHA", Args: release, Timeout: cfg.nodeTimeout, H: bg, Node: i})
 		}
 	}

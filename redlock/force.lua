@@ -15,5 +15,5 @@ end
 if string.sub(redis.call('GET', KEYS[1]), 1, 3) == '~r:' then
   return 0
 end
-hand(KEYS[1], KEYS[2], ARGV[1], true)
+hand(KEYS[1], KEYS[2], nil, ARGV[1], true)
 return 1

@@ -40,10 +40,15 @@ type waiter struct {
 	place   atomic.Pointer[string] // its ticket: microseconds of the wall clock when it joined (L1)
 	bell    *wakeup
 	entered atomic.Bool // it may have entries on the nodes: it attempted, or was put in line
-	mine    func() bool
-	out     func()              // leaves the client's queue (L9)
-	leave   func(time.Duration) // leaves the line on every node, in the background (L4)
-	stop    func()              // stops listening for releases, and leaves the client's queue
+	// value is what each of its attempts in line writes, made at its first
+	// (L12: a release can hand the lock over to it only with a value it
+	// registered before); nil until then. Only its Lock call's goroutine
+	// sets it, before entered.
+	value any
+	mine  func() bool
+	out   func()              // leaves the client's queue (L9)
+	leave func(time.Duration) // leaves the line on every node, in the background (L4)
+	stop  func()              // stops listening for releases, and leaves the client's queue
 }
 
 // ticket returns the waiter's place in line.
@@ -97,16 +102,37 @@ func (c *Client) ticket() string { return strconv.FormatInt(c.clock.Now().UnixMi
 // undoArgs returns the arguments of the undo of a waiter's failed attempt
 // (line.lua undo): where the attempt took the key, the waiter keeps its
 // place in line (with its current ticket) and the key goes to the first.
-func (w *waiter) undoArgs(key, line, counter, value any, tau time.Duration) []any {
-	return []any{lineHash, 3, key, line, counter, "undo", w.id, value, w.ticket(),
-		lineLifetime(tau).Milliseconds(), reserveFor(tau).Milliseconds()}
+// seq, when not 0, numbers the request (L12).
+func (w *waiter) undoArgs(keys []any, tau time.Duration, seq uint64) []any {
+	args := append(lineKeys(keys), "undo", w.id, w.value, w.ticket(),
+		lineLifetime(tau).Milliseconds(), reserveFor(tau).Milliseconds())
+	if seq != 0 {
+		args = append(args, seq)
+	}
+	return args
 }
 
-// lineArgs returns the arguments of a waiter's attempt (line.lua take).
-func (w *waiter) lineArgs(key, line, counter, value any, cfg *config) []any {
-	fence := cfg.fenceArg()
-	return []any{lineHash, 3, key, line, counter, "take", w.id, value, cfg.ttl.Milliseconds(),
-		w.ticket(), lineLifetime(cfg.nodeTimeout).Milliseconds(), fence}
+// lineArgs returns the arguments of a waiter's attempt (line.lua take);
+// seq, when not 0, numbers it and registers the waiter's value for a
+// hand-over (L12).
+func (w *waiter) lineArgs(keys []any, cfg *config, seq uint64) []any {
+	args := append(lineKeys(keys), "take", w.id, w.value, cfg.ttl.Milliseconds(),
+		w.ticket(), lineLifetime(cfg.nodeTimeout).Milliseconds(), cfg.fenceArg())
+	if seq != 0 {
+		args = append(args, seq)
+	}
+	return args
+}
+
+// lineKeys starts the arguments of line.lua: its hash and the name's four
+// keys (lock, line, counter, grants), as nameKeys makes them.
+func lineKeys(keys []any) []any {
+	return append(append(make([]any, 0, 16), lineHash, 4), keys...)
+}
+
+// nameKeys returns the keys line.lua works on for lock name, boxed once.
+func nameKeys(name string) []any {
+	return []any{LockKey(name), LineKey(name), CounterKey(name), GrantsKey(name)}
 }
 
 // leave takes the waiter out of the line in the background (L4): after it
@@ -117,9 +143,14 @@ func (w *waiter) lineArgs(key, line, counter, value any, cfg *config) []any {
 // it: a grant took the entry out already (line.lua take). Each request is
 // queued behind the waiter's last attempt on that node's connection, so it
 // runs after it.
+// A waiter that gave up (won nil) also passes on a lock handed over to it
+// meanwhile (L12); one that took the lock keeps those.
 func (c *Client) leave(name string, w *waiter, tau time.Duration, won *round) {
-	key := LockKey(name)
-	c.leaveWith(&c.local, name, w, tau, won, []any{lineHash, 3, key, LineKey(name), CounterKey(name), "leave", w.id, reserveFor(tau).Milliseconds()})
+	var value any = ""
+	if won == nil && w.value != nil {
+		value = w.value
+	}
+	c.leaveWith(&c.local, name, w, tau, won, append(lineKeys(nameKeys(name)), "leave", w.id, reserveFor(tau).Milliseconds(), value))
 }
 
 // leaveWith sends args, the script that takes w out of the line, to the
@@ -159,11 +190,14 @@ type wakeup struct {
 	need int           // reservations that ring it: a quorum
 
 	mu   sync.Mutex
-	seen []bool // the nodes that reserved the lock for it since reset
+	seen []bool    // the nodes that reserved the lock for it since reset
+	h    handovers // the locks handed over to it (L12)
 }
 
 func newWakeup(id string, n int) *wakeup {
-	return &wakeup{ch: make(chan struct{}, 1), id: id, need: quorum.Majority(n), seen: make([]bool, n)}
+	w := &wakeup{ch: make(chan struct{}, 1), id: id, need: quorum.Majority(n), seen: make([]bool, n)}
+	w.h.void, w.h.got = make([]uint64, n), make([]uint64, n)
+	return w
 }
 
 func (w *wakeup) ring() {
@@ -177,14 +211,16 @@ func (w *wakeup) ring() {
 // this waiter counts, and rings it once a quorum of nodes has reserved
 // (L2: its attempt then finds enough of them reserved, instead of racing
 // the release to the others); a reservation for another waiter is not its
-// turn; anything else ('1': the lock is free, or a release by an older
-// client) rings it.
+// turn; a hand-over to it (its id and a seq) counts as handOver says (L12);
+// anything else ('1': the lock is free, or a release by an older client)
+// rings it.
 func (w *wakeup) announced(i int, payload []byte) {
 	if len(payload) < 2 || payload[0] != 'w' {
 		w.ring()
 		return
 	}
 	if string(payload) != w.id {
+		w.handOver(i, payload)
 		return
 	}
 	w.mu.Lock()

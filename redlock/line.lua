@@ -1,39 +1,78 @@
--- line: a waiter's attempt, its undo, or its leaving the line (ALGORITHM.md L1-L8).
--- KEYS[1] lock key L, KEYS[2] line of waiters, KEYS[3] fencing counter C
--- (one hash slot). ARGV[1] 'take' or 'leave', ARGV[2] waiter id.
+-- line: a waiter's attempt, its undo, its leaving the line, or its claim
+-- of a lock handed over to it (ALGORITHM.md L1-L8, L12).
+-- KEYS[1] lock key L, KEYS[2] line of waiters, KEYS[3] fencing counter C,
+-- KEYS[4] the line's grants G (one hash slot). ARGV[1] 'take', 'undo',
+-- 'leave' or 'claim', ARGV[2] waiter id.
 -- take: ARGV[3] value v, ARGV[4] TTL in ms, ARGV[5] ticket, ARGV[6] entry
---   lifetime in ms, ARGV[7] '1' to fence. The waiter (re)enters the line
---   with its ticket, for the entry lifetime (L3), and takes L when L is
---   reserved for it, or free with nobody ahead of it in line (L2): SET L v
---   PX ttl, and INCR C when fencing (F1). Returns 1, or the counter when
---   fencing, when granted; 0 when not. A grant takes its entry out of the
---   line here (L4: no leave is needed where it was granted); a lock taken
---   on too few nodes is undone, which puts the entry back, and reserved for
---   it again.
--- leave: ARGV[3] reservation ms; optionally ARGV[4] the id of the waiter
---   that takes its place (the next of the same client's waiters, L9),
---   ARGV[5] that one's ticket, ARGV[6] entry lifetime in ms. The entry is
---   removed (and the successor's put in); a reservation for this waiter
---   passes to the first in line (L4). Returns 1.
+--   lifetime in ms, ARGV[7] '1' to fence, optionally ARGV[8] seq: the
+--   number of this request among the waiter's. The waiter (re)enters the
+--   line with its ticket, for the entry lifetime (L3), with seq and v in G
+--   when seq is given (a release may then hand L over to it directly, L12),
+--   and takes L when L is reserved for it, holds v already (handed over),
+--   or is free with nobody ahead of it in line (L2): SET L v PX ttl, and
+--   INCR C when fencing (F1). Returns 1, or the counter when fencing, when
+--   granted; 0 when not. A grant takes its entry out of the line here (L4:
+--   no leave is needed where it was granted); a lock taken on too few
+--   nodes is undone, which puts the entry back, and reserved for it again.
+-- leave: ARGV[3] reservation ms, ARGV[4] v: the waiter gave up, and L is
+--   passed on where it holds v; '' after the waiter took the lock;
+--   optionally ARGV[5] the id of the waiter that takes its place (the next
+--   of the same client's waiters, L9), ARGV[6] that one's ticket, ARGV[7]
+--   entry lifetime in ms. The entry is removed (and the successor's put
+--   in); a reservation for this waiter passes to the first in line (L4).
+--   Returns 1.
 -- undo: a failed attempt's undo (A8). ARGV[3] value v, ARGV[4] the ticket
 --   the waiter has from now on, ARGV[5] entry lifetime in ms, ARGV[6]
---   reservation ms. Only where L holds v: the entry takes the new ticket
---   (the back of the line, L7, when the waiter was given one), and L passes
---   to the first in line, or is deleted. Returns 1 when undone, 0 when L
---   did not hold v.
+--   reservation ms, optionally ARGV[7] seq, as take's. Only where L holds
+--   v: the entry takes the new ticket (the back of the line, L7, when the
+--   waiter was given one), and L passes to the first in line, or is
+--   deleted. Returns 1 when undone, 0 when L did not hold v.
+-- claim: a lock handed over to the waiter on a quorum (L12). ARGV[3] v,
+--   ARGV[4] TTL in ms, ARGV[5] reservation ms, optionally the successor as
+--   leave's ARGV[5..7]. The entry is removed, as leave does; where L holds
+--   v, it lasts TTL from now, never less than it had (PEXPIRE GT, E4).
+--   Returns 1 where L holds v, 0 elsewhere.
 local id = ARGV[2]
-if ARGV[1] == 'leave' then
+-- out takes the waiter's entry out of the line, and puts its successor
+-- (L9) in, from ARGV[first]: id, ticket, entry lifetime.
+local function out(first)
   redis.pcall('HDEL', KEYS[2], id)
-  if ARGV[4] then
+  redis.pcall('HDEL', KEYS[4], id)
+  if ARGV[first] then
     local now = now_ms()
     if now then
-      enter(KEYS[2], ARGV[4], ARGV[5], tonumber(ARGV[6]), now)
+      enter(KEYS[2], ARGV[first], ARGV[first + 1], tonumber(ARGV[first + 2]), now)
     end
   end
-  if redis.call('GET', KEYS[1]) == '~r:' .. id then
-    hand(KEYS[1], KEYS[2], ARGV[3], true)
+end
+-- register keeps the waiter's value and the request's seq in G, for a
+-- release to hand L over with (L12), as long as its entry.
+local function register(v, seq, lifetime)
+  if seq then
+    redis.pcall('HSET', KEYS[4], id, seq .. ':' .. v)
+    redis.pcall('PEXPIRE', KEYS[4], 2 * lifetime, 'NX')
+    redis.pcall('PEXPIRE', KEYS[4], 2 * lifetime, 'GT')
+  end
+end
+if ARGV[1] == 'leave' then
+  out(5)
+  local cur = redis.call('GET', KEYS[1])
+  if cur == '~r:' .. id or (ARGV[4] ~= '' and cur == ARGV[4]) then
+    hand(KEYS[1], KEYS[2], KEYS[4], ARGV[3], true)
   end
   return 1
+end
+if ARGV[1] == 'claim' then
+  out(6)
+  local cur = redis.call('GET', KEYS[1])
+  if cur == ARGV[3] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[4], 'GT')
+    return 1
+  end
+  if cur == '~r:' .. id then
+    hand(KEYS[1], KEYS[2], KEYS[4], ARGV[5], true)
+  end
+  return 0
 end
 if ARGV[1] == 'undo' then
   if redis.call('GET', KEYS[1]) ~= ARGV[3] then
@@ -42,8 +81,9 @@ if ARGV[1] == 'undo' then
   local now = now_ms()
   if now then
     enter(KEYS[2], id, ARGV[4], tonumber(ARGV[5]), now)
+    register(ARGV[3], ARGV[7], tonumber(ARGV[5]))
   end
-  hand(KEYS[1], KEYS[2], ARGV[6], false)
+  hand(KEYS[1], KEYS[2], KEYS[4], ARGV[6], false)
   return 1
 end
 -- (Re)enter the line first, granted or not: every node then holds every
@@ -51,9 +91,10 @@ end
 local now = now_ms()
 if now then
   enter(KEYS[2], id, ARGV[5], tonumber(ARGV[6]), now)
+  register(ARGV[3], ARGV[8], tonumber(ARGV[6]))
 end
 local cur = redis.call('GET', KEYS[1])
-local mine = cur == '~r:' .. id
+local mine = cur == '~r:' .. id or cur == ARGV[3]
 if not mine and cur == false then
   -- First in line, or no line at all: none here, or none readable (L8).
   local h = head(KEYS[2])
@@ -62,6 +103,7 @@ end
 if mine then
   -- L4: served here, it leaves the line here, in the same step.
   redis.pcall('HDEL', KEYS[2], id)
+  redis.pcall('HDEL', KEYS[4], id)
   redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
   if ARGV[7] == '1' then
     return redis.call('INCR', KEYS[3])

@@ -75,22 +75,39 @@ local function channel(k, id)
   end
   return k .. ':released:' .. id
 end
--- hand gives the lock key L to the head of the line: a reservation that
--- only the head can turn into its lock (L2), for ARGV reserve_ms, announced
--- with its id on its client's channel (channel(L, id), L10; the other
--- waiters sleep on); with nobody in line it deletes L and announces '1' on
+-- hand gives the lock key L to the head of the line (L2, L12). When the
+-- head registered a value in GRANTS (grants, field = its id, value =
+-- "seq:value", line.lua take), L becomes that value, for ARGV reserve_ms
+-- only: the head holds the lock here without another request, and claims
+-- it for its TTL (line.lua claim) once a quorum granted it; the grant is
+-- announced as its id, one space and seq on its client's channel, and its
+-- entry leaves the line here, as a take's grant does (L4). Otherwise L
+-- becomes a reservation that only the head can turn into its lock, for
+-- reserve_ms, announced with its id (channel(L, id), L10; the other
+-- waiters sleep on). With nobody in line it deletes L and announces '1' on
 -- L..':released' to every waiter when announce is set. PUBLISH is
--- best-effort (R5).
-local function hand(lock, line, reserve_ms, announce)
+-- best-effort (R5). grants may be nil: reservations only.
+local function hand(lock, line, grants, reserve_ms, announce)
   local h = head(line)
-  -- A reservation that cannot be written (a node out of memory refuses
-  -- SET, never DEL) falls back to a plain release.
-  if h and not redis.pcall('SET', lock, '~r:' .. h, 'PX', reserve_ms).err then
-    redis.pcall('PUBLISH', channel(lock, h), h)
-  else
-    redis.call('DEL', lock)
-    if announce then
-      redis.pcall('PUBLISH', lock .. ':released', '1')
+  if h then
+    local g = grants and redis.pcall('HGET', grants, h)
+    if type(g) == 'string' then
+      local sep = string.find(g, ':', 1, true)
+      -- A grant that cannot be written (a node out of memory refuses SET,
+      -- never DEL) falls back to a plain release.
+      if sep and not redis.pcall('SET', lock, string.sub(g, sep + 1), 'PX', reserve_ms).err then
+        redis.pcall('HDEL', line, h)
+        redis.pcall('HDEL', grants, h)
+        redis.pcall('PUBLISH', channel(lock, h), h .. ' ' .. string.sub(g, 1, sep - 1))
+        return
+      end
+    elseif not redis.pcall('SET', lock, '~r:' .. h, 'PX', reserve_ms).err then
+      redis.pcall('PUBLISH', channel(lock, h), h)
+      return
     end
+  end
+  redis.call('DEL', lock)
+  if announce then
+    redis.pcall('PUBLISH', lock .. ':released', '1')
   end
 end

@@ -92,14 +92,18 @@ func (g *diffGen) op(holds string) diffOp {
 			g.tickets[id] = 1_700_000_000_000_000 + g.rnd.Int64N(3)
 		}
 		cfg := config{ttl: time.Duration(g.pick(4, 8, 20)) * time.Millisecond, nodeTimeout: g.tau(), fencing: g.rnd.IntN(3) == 0}
-		args := modelWaiter(id, g.tickets[id]).lineArgs(g.key, g.line, g.counter, g.value(), &cfg)
+		w := modelWaiter(id, g.tickets[id])
+		w.value = g.value()
+		args := w.lineArgs([]any{g.key, g.line, g.counter, g.line + ":grants"}, &cfg, 0)
 		args[0] = lineSrc
 		return diffOp{cmd: "EVAL", args: args, desc: fmt.Sprintf("take %v", args[6:])}
 	case r < 44: // a failed attempt's undo in line (line.go undoArgs), maybe to the back (L7)
 		if g.rnd.IntN(3) == 0 {
 			g.tickets[id] = 1_700_000_000_000_003 + g.rnd.Int64N(3)
 		}
-		args := modelWaiter(id, g.tickets[id]).undoArgs(g.key, g.line, g.counter, g.oldValue(holds), g.tau())
+		w := modelWaiter(id, g.tickets[id])
+		w.value = g.oldValue(holds)
+		args := w.undoArgs([]any{g.key, g.line, g.counter, g.line + ":grants"}, g.tau(), 0)
 		args[0] = lineSrc
 		return diffOp{cmd: "EVAL", args: args, desc: fmt.Sprintf("undo %v", args[6:])}
 	case r < 58: // a release: Unlock's ('1') or a plain attempt's undo ('0')

@@ -236,8 +236,9 @@ func (l *Lock) release(ctx context.Context) *round {
 	if line == nil {
 		line = LineKey(l.name)
 	}
-	// L2: where waiters are in line, the lock is reserved for the first.
-	return l.c.run(ctx, nil, 0, l.nodeTimeout, "EVALSHA", []any{releaseHash, 2, l.key, line, l.value, "1", reserveFor(l.nodeTimeout).Milliseconds()})
+	// L2, L12: where waiters are in line, the lock is handed over to the
+	// first, or reserved for it.
+	return l.c.run(ctx, nil, 0, l.nodeTimeout, "EVALSHA", []any{releaseHash, 3, l.key, line, GrantsKey(l.name), l.value, "1", reserveFor(l.nodeTimeout).Milliseconds()})
 }
 
 // Extend makes the lock last at least ttl from now on the nodes where it
@@ -308,8 +309,10 @@ func (l *Lock) extend(ctx context.Context, ttl time.Duration, auto bool) (err er
 			go l.release(context.Background())
 			return &notHeldError{name: l.name, op: "extend", reason: "lost during Extend", cause: l.err}
 		}
-		l.until = newUntil // not before until (E4), and extendMu kept it there
-		l.armLocked()
+		if newUntil.After(l.until) { // a hand-over's claim may have moved it meanwhile (L12)
+			l.until = newUntil // not before until (E4)
+			l.armLocked()
+		}
 		return nil
 	}
 	qe := l.roundError("extend", r)

@@ -1,18 +1,20 @@
 -- release: delete the lock only if it still holds our value (ALGORITHM.md R1, R3).
--- KEYS[1] lock key L, KEYS[2] line of waiters (same hash slot);
+-- KEYS[1] lock key L, KEYS[2] line of waiters, KEYS[3] its grants (same
+-- hash slot);
 -- ARGV[1] value v, ARGV[2] '1' to announce the release on the channel
 -- L..':released' (waiters in Lock retry at once instead of polling), '0' to
 -- announce nothing (a failed attempt undoing its partial grants: nobody held
 -- the lock, and waking every waiter would stir contention); ARGV[3] how long
 -- a reservation for the next in line lasts, in ms.
--- When waiters are in line, L is not deleted but reserved for the first of
--- them, and that one is told (L2); that is announced in either case.
+-- When waiters are in line, L is not deleted but granted to the first of
+-- them for a moment, or reserved for it, and that one is told (L2, L12);
+-- that is announced in either case.
 -- Returns 1 when released, 0 when the key is gone or holds another value
 -- (another holder's key is never touched, and nothing is announced).
 -- The announcement is best-effort (R5): pcall keeps a refused PUBLISH (an
 -- ACL user without channel rights) from failing a release that is done.
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  hand(KEYS[1], KEYS[2], ARGV[3], ARGV[2] == '1')
+  hand(KEYS[1], KEYS[2], KEYS[3], ARGV[3], ARGV[2] == '1')
   return 1
 end
 return 0

@@ -200,13 +200,13 @@ func (c *Client) newRound(nodes []int, need int, tau time.Duration, cmd string) 
 
 // send writes the round's requests and waits until it is decided.
 func (r *round) send(ctx context.Context, cmd string, args []any) *round {
-	c, n := r.c, len(r.slots)
+	c := r.c
 	r.ctx = ctx // set before any request is sent: replies read it (observer events)
 	deadline := time.Now().Add(r.tau)
 	// A lone caller writes each request itself when the node's connection
 	// is idle (measured faster than handing half of them to the writer
 	// goroutines); concurrent callers' requests are batched by the writers.
-	if n == 1 && ctx.Done() == nil {
+	if len(r.slots) == 1 && ctx.Done() == nil {
 		// One node, and a context that never ends: the caller has nothing
 		// to wait for but this reply, so it reads it itself on an idle
 		// connection (pipe.Call), bounded by the deadline (C1, A3). That
@@ -217,12 +217,25 @@ func (r *round) send(ctx context.Context, cmd string, args []any) *round {
 		// the socket cannot be cut short by one.
 		c.nodes[r.node(0)].Call(pipe.Request{Cmd: cmd, Args: args, Deadline: deadline, H: r})
 	} else {
-		for i := range n {
-			c.nodes[r.node(i)].Do(pipe.Request{Cmd: cmd, Args: args, Deadline: deadline, H: r, Node: i})
-		}
+		r.queue(deadline, cmd, args)
 	}
 	await(ctx, r.done, deadline, r.finish)
 	return r
+}
+
+// post writes the round's requests and returns: the caller learns the
+// outcome through whenAnswered. ctx is for the events of node failures.
+func (r *round) post(ctx context.Context, cmd string, args []any) *round {
+	r.ctx = ctx
+	r.queue(time.Now().Add(r.tau), cmd, args)
+	return r
+}
+
+// queue hands the round's requests to the nodes' connections (C1).
+func (r *round) queue(deadline time.Time, cmd string, args []any) {
+	for i := range r.slots {
+		r.c.nodes[r.node(i)].Do(pipe.Request{Cmd: cmd, Args: args, Deadline: deadline, H: r, Node: i})
+	}
 }
 
 // await waits until done is closed, or until ctx ends (finish(ctx.Err())),

@@ -36,8 +36,8 @@ var (
 	// The scripts run by EVALSHA, falling back to EVAL (which loads them)
 	// when a node answers NOSCRIPT, so a warm node costs one round trip.
 	acquireScript = redis.NewScript(2, acquireSrc)
-	releaseScript = redis.NewScript(2, releaseSrc)
-	lineScript    = redis.NewScript(3, lineSrc)
+	releaseScript = redis.NewScript(3, releaseSrc)
+	lineScript    = redis.NewScript(4, lineSrc)
 	extendScript  = redis.NewScript(1, extendSrc)
 	fenceScript   = redis.NewScript(2, fenceSrc)
 	electScript   = redis.NewScript(2, electSrc)
@@ -74,6 +74,13 @@ func LockKey(name string) string { return KeyPrefix + "{" + name + "}" }
 // LockKey(name) + ":line", a hash that exists only while someone waits and
 // expires when nobody refreshes it (ALGORITHM.md L3).
 func LineKey(name string) string { return LockKey(name) + ":line" }
+
+// GrantsKey returns the Redis key of the values that the waiters in the line
+// of lock name registered for a hand-over: LineKey(name) + ":grants", a hash
+// (field = waiter id, value = "seq:value") that lives as long as the line
+// (ALGORITHM.md L12). It holds secrets: like the lock key, it is for the
+// scripts only.
+func GrantsKey(name string) string { return LineKey(name) + ":grants" }
 
 // CounterKey returns the Redis key of the fencing counter of lock name:
 // LockKey(name) + ":fence". It has no TTL and is never deleted (ALGORITHM.md F).

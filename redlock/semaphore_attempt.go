@@ -33,6 +33,10 @@ func (a *acquisition) join() *waiter {
 // the lock's.
 func (a *acquisition) busy() bool { return false }
 
+// handedOver is nil: a permit is never handed over (S4: a release reserves
+// a slot for the first in line, who takes it).
+func (a *acquisition) handedOver(context.Context, *config, *waiter) *Lock { return nil }
+
 // script returns the arguments of sem.lua's op, followed by extra.
 func (s *Semaphore) script(op string, extra ...any) []any {
 	args := make([]any, 0, 3+len(s.keys)+len(extra))
