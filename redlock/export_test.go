@@ -9,10 +9,16 @@ func FencingStats(c *Client) (fenced, fastPath int64) {
 }
 
 // LineTake runs a waiter's attempt in line (line.lua take) on conn as a
-// waiter that then stops: tests put a dead waiter in line with it.
-func LineTake(do func(cmd string, args ...any) (any, error), name, id string, ticket int64, lifetime time.Duration) (any, error) {
-	return do("EVAL", lineSrc, 3, LockKey(name), LineKey(name), CounterKey(name), "take", id, "dead-waiter-value",
-		10000, ticket, lifetime.Milliseconds(), "0")
+// waiter that then stops: tests put a dead waiter in line with it. With
+// seq not 0 the attempt registers its value for a hand-over (L12), as a
+// waiter without fencing does.
+func LineTake(do func(cmd string, args ...any) (any, error), name, id string, ticket int64, lifetime time.Duration, seq uint64) (any, error) {
+	args := []any{lineSrc, 4, LockKey(name), LineKey(name), CounterKey(name), GrantsKey(name), "take", id, "dead-waiter-value",
+		10000, ticket, lifetime.Milliseconds(), "0"}
+	if seq != 0 {
+		args = append(args, seq)
+	}
+	return do("EVAL", args...)
 }
 
 // SetLinger sets how long c's subscriptions of a name outlive its last

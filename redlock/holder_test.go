@@ -245,7 +245,7 @@ func TestHolderReadNeverRevealsSecret(t *testing.T) {
 	}
 	const waiter = "wDEADWAITERID"
 	for _, n := range c.Nodes() {
-		if _, err := redlock.LineTake(n.Do, "secret", waiter, 1, time.Minute); err != nil {
+		if _, err := redlock.LineTake(n.Do, "secret", waiter, 1, time.Minute, 0); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -217,7 +217,7 @@ func TestDeadWaiterHoldsLineBackBriefly(t *testing.T) {
 		liveTicket, _ = strconv.ParseInt(strings.Split(v, ":")[0], 10, 64)
 	}
 	for _, n := range c.Nodes() {
-		if _, err := redlock.LineTake(n.Do, name, "wdead", liveTicket-1_000_000, 4*tau); err != nil {
+		if _, err := redlock.LineTake(n.Do, name, "wdead", liveTicket-1_000_000, 4*tau, 0); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -190,7 +190,7 @@ func TestWaiterIdsOfEitherFormatAreAnnounced(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, err := redlock.LineTake(n.Do, name, tc.id, 1, 10*time.Second); err != nil || got != int64(0) {
+		if got, err := redlock.LineTake(n.Do, name, tc.id, 1, 10*time.Second, 0); err != nil || got != int64(0) {
 			t.Fatalf("the waiter's attempt on the held key = %v, %v; want 0", got, err)
 		}
 		conn, err := redis.Dial("tcp", n.Addr(), redis.DialReadTimeout(10*time.Second))
