@@ -37,6 +37,7 @@ type Client struct {
 	bg        bgHandler // reports failures of background requests, when observed
 	stats     struct {
 		fenced, fastPath atomic.Int64 // fenced acquisitions; those done in one round trip (F2)
+		handOvers        atomic.Int64 // locks handed over by a release (L12)
 	}
 }
 

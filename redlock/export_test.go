@@ -8,6 +8,10 @@ func FencingStats(c *Client) (fenced, fastPath int64) {
 	return c.stats.fenced.Load(), c.stats.fastPath.Load()
 }
 
+// HandOvers returns how many of c's locks a release handed over to them
+// (L12).
+func HandOvers(c *Client) int64 { return c.stats.handOvers.Load() }
+
 // LineTake runs a waiter's attempt in line (line.lua take) on conn as a
 // waiter that then stops: tests put a dead waiter in line with it. With
 // seq not 0 the attempt registers its value for a hand-over (L12), as a

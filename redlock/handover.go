@@ -142,6 +142,7 @@ func (c *Client) handedOver(ctx context.Context, name string, cfg *config, w *wa
 	if !ok {
 		return nil
 	}
+	c.stats.handOvers.Add(1)
 	keys := nameKeys(name)
 	l := newLock(c, name, keys[0], keys[1], w.value, 0, cfg, now, until)
 	l.claim(keys, w, cfg)
@@ -185,8 +186,14 @@ func (l *Lock) claimed(te time.Time, granted []bool) {
 		return
 	}
 	if n < quorum.Majority(len(granted)) {
-		// Released at its deadline rather than left to the nodes' clocks.
+		// The lock ends at the hand-over's Until, and is released then
+		// (expireLocked), watched or not: a claim that timed out may
+		// still have been applied, and left the keys for a TTL.
 		l.endCause = &LockLostError{Name: l.name, Reason: "its hand-over could not be claimed on a quorum", kind: LostExtendFailed}
+		if l.expiry != nil {
+			l.expiry.Stop()
+		}
+		l.expiry = l.c.clock.AfterFunc(l.until.Sub(l.c.clock.Now()), l.checkExpiry)
 		return
 	}
 	until := te.Add(l.ttl - driftAllowance(l.ttl, l.driftFactor))

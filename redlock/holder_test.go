@@ -124,6 +124,9 @@ func TestHolderIsWrittenWithEveryAcquisition(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := make(chan *redlock.Lock, 1)
+	// A waiter's value is made at its first attempt in line, and written
+	// by each of its attempts and by a hand-over (L12).
+	before = time.Now()
 	go func() {
 		l, err := other.Lock(ctx, "line", redlock.WithHolder("waiter"), redlock.WithTries(1<<20))
 		if err != nil {
@@ -132,7 +135,6 @@ func TestHolderIsWrittenWithEveryAcquisition(t *testing.T) {
 		got <- l
 	}()
 	waitLine(t, c, "line")
-	before = time.Now()
 	first.Unlock(ctx)
 	second := <-got
 	if second == nil {

@@ -190,55 +190,86 @@ func TestTryLockRefusedWhileOthersWait(t *testing.T) {
 			t.Fatalf("round %d: the waiter's Lock failed", round)
 		}
 		w.Unlock(t.Context())
+		// Unlock returns once a quorum released: the next round's TryLock
+		// must not find a straggling node still held, or the waiter's
+		// take would be granted there and leave no entry to count.
+		waitUntil(t, 10*time.Second, "the key is free on every node", func() bool {
+			for _, n := range c.Nodes() {
+				if v, _ := n.Do("EXISTS", redlock.LockKey(name)); v != int64(0) {
+					return false
+				}
+			}
+			return true
+		})
 	}
 }
 
-// L3, L4: a waiter that stops while first in line (it dies, freezes or is
-// cut off: it never attempts again) holds the next waiter back for a few
-// node timeouts (its entry's lifetime, then a reservation made for it),
-// never for a TTL.
+// L3, L4, L12: a waiter that stops while first in line (it dies, freezes
+// or is cut off: it never attempts again) holds the next waiter back for a
+// few node timeouts (its entry's lifetime, then a reservation made for it,
+// or a lock handed over to it for as long), never for a TTL.
 func TestDeadWaiterHoldsLineBackBriefly(t *testing.T) {
-	c := redistest.New(t, 3)
-	const name = "line-dead"
-	const tau = 50 * time.Millisecond
-	const ttl = 10 * time.Second
-	opts := []redlock.Option{redlock.WithTTL(ttl), redlock.WithNodeTimeout(tau), redlock.WithTries(1000)}
-	holder, live := newClient(t, c, opts...), newClient(t, c, opts...)
-	l, err := holder.TryLock(t.Context(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := waitForLock(t.Context(), live, name)
-	line := inLine(t, c, name, 1)
-	// The dead waiter arrived long before the live one, and registered
-	// just now: its entry lives 4 tau more, and it is first everywhere.
-	var liveTicket int64
-	for _, v := range line {
-		liveTicket, _ = strconv.ParseInt(strings.Split(v, ":")[0], 10, 64)
-	}
-	for _, n := range c.Nodes() {
-		if _, err := redlock.LineTake(n.Do, name, "wdead", liveTicket-1_000_000, 4*tau, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	released := time.Now()
-	if err := l.Unlock(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	var w *redlock.Lock
-	select {
-	case w = <-got:
-	case <-time.After(ttl):
-		t.Fatal("the live waiter was held back for a whole TTL by a dead one")
-	}
-	if w == nil {
-		t.Fatal("the live waiter's Lock failed")
-	}
-	waited := time.Since(released)
-	w.Unlock(t.Context())
-	t.Logf("live waiter served %v after the release (dead waiter first in line; bound about 9 tau = %v)", waited, 9*tau)
-	if waited > ttl/2 {
-		t.Fatalf("the live waiter was served %v after the release: held back about a TTL, not a few node timeouts", waited)
+	for _, tc := range []struct {
+		name string
+		seq  uint64 // not 0: the dead waiter registered its value, and is handed the lock (L12)
+	}{{"reserved for it", 0}, {"handed over to it", 7}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := redistest.New(t, 3)
+			const name = "line-dead"
+			const tau = 200 * time.Millisecond
+			const ttl = 10 * time.Second
+			opts := []redlock.Option{redlock.WithTTL(ttl), redlock.WithNodeTimeout(tau), redlock.WithTries(1000)}
+			holder, live := newClient(t, c, opts...), newClient(t, c, opts...)
+			l, err := holder.TryLock(t.Context(), name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := waitForLock(t.Context(), live, name)
+			line := inLine(t, c, name, 1)
+			// The dead waiter arrived long before the live one, and registered
+			// just now: its entry lives 4 tau more, and it is first everywhere.
+			var liveTicket int64
+			for _, v := range line {
+				liveTicket, _ = strconv.ParseInt(strings.Split(v, ":")[0], 10, 64)
+			}
+			for _, n := range c.Nodes() {
+				if _, err := redlock.LineTake(n.Do, name, "wdead", liveTicket-1_000_000, 4*tau, tc.seq); err != nil {
+					t.Fatal(err)
+				}
+			}
+			released := time.Now()
+			if err := l.Unlock(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if tc.seq != 0 {
+				// The quorum that released handed the key over to the dead
+				// waiter, for 4 tau (long enough to be seen here).
+				handed := 0
+				for _, n := range c.Nodes() {
+					if v, _ := redis.String(n.Do("GET", redlock.LockKey(name))); v == "dead-waiter-value" {
+						handed++
+					}
+				}
+				if handed < 2 {
+					t.Fatalf("%d nodes hold the dead waiter's value after the release, want a quorum handed over to it", handed)
+				}
+			}
+			var w *redlock.Lock
+			select {
+			case w = <-got:
+			case <-time.After(ttl):
+				t.Fatal("the live waiter was held back for a whole TTL by a dead one")
+			}
+			if w == nil {
+				t.Fatal("the live waiter's Lock failed")
+			}
+			waited := time.Since(released)
+			w.Unlock(t.Context())
+			t.Logf("live waiter served %v after the release (dead waiter first in line; bound about 9 tau = %v)", waited, 9*tau)
+			if waited > ttl/2 {
+				t.Fatalf("the live waiter was served %v after the release: held back about a TTL, not a few node timeouts", waited)
+			}
+		})
 	}
 }
 

@@ -1,0 +1,61 @@
+package redlock_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/quorumlock/quorumlock/internal/redistest"
+	"github.com/quorumlock/quorumlock/redlock"
+)
+
+// L12: a release hands the lock over to the first waiter in line, which
+// registered its value: the waiter's Lock returns with no attempt after
+// the release, the waiter claims the lock for its TTL, which moves Until,
+// and leaves nothing in the line. A fenced waiter is reserved for instead
+// (its token needs its own attempt, F1), and served as before.
+func TestReleaseHandsOverToTheFirstWaiter(t *testing.T) {
+	for _, fenced := range []bool{false, true} {
+		name := map[bool]string{false: "handover", true: "handover-fenced"}[fenced]
+		t.Run(name, func(t *testing.T) {
+			c := redistest.New(t, 5)
+			const ttl = 10 * time.Second
+			opts := []redlock.Option{redlock.WithTTL(ttl), redlock.WithTries(1 << 20)}
+			if fenced {
+				opts = append(opts, redlock.WithFencing())
+			}
+			holder, waiter := newClient(t, c), newClient(t, c, opts...)
+			l, err := holder.TryLock(t.Context(), name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := waitForLock(t.Context(), waiter, name)
+			inLine(t, c, name, 1)
+			if err := l.Unlock(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			w := <-got
+			if w == nil {
+				t.Fatal("the waiter's Lock failed")
+			}
+			want := int64(1)
+			if fenced {
+				want = 0
+			}
+			if n := redlock.HandOvers(waiter); n != want {
+				t.Fatalf("%d locks handed over to the waiter, want %d", n, want)
+			}
+			waitUntil(t, 10*time.Second, "the hand-over is claimed for the TTL", func() bool {
+				return time.Until(w.Until()) > ttl/2
+			})
+			inLine(t, c, name, 0)
+			for _, n := range c.Nodes() {
+				if v, err := n.Do("EXISTS", redlock.GrantsKey(name)); err != nil || v != int64(0) {
+					t.Fatalf("%s: grants key left behind (%v, %v)", n.Addr(), v, err)
+				}
+			}
+			if err := w.Unlock(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
