@@ -147,10 +147,12 @@ func (c *Client) TryLock(ctx context.Context, name string, opts ...Option) (*Loc
 // WithRetryDelay pause between them, or until ctx ends, whichever comes
 // first (ALGORITHM.md A9). Once it finds the lock held, it waits in line
 // with the waiters of every client, served in the order they arrived: a
-// release reserves the lock for the first in line and wakes it at once
-// (L1-L6), and the attempts a waiter makes meanwhile to keep its place do
-// not count against WithTries. Its errors are TryLock's, counting the
-// attempts.
+// release hands the lock over to the first in line (L12), or reserves it
+// for that one (L1-L6), and wakes it at once; the attempts a waiter makes
+// meanwhile to keep its place do not count against WithTries. A lock
+// handed over starts with an Until() of a few node timeouts, which moves
+// to the TTL a round trip later, when the waiter has claimed it on a
+// quorum (L12). Its errors are TryLock's, counting the attempts.
 func (c *Client) Lock(ctx context.Context, name string, opts ...Option) (*Lock, error) {
 	cfg, err := c.callConfig(name, opts)
 	if err != nil {

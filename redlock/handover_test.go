@@ -28,6 +28,7 @@ func TestReleaseHandsOverToTheFirstWaiter(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			heldEverywhere(t, c, name)
 			got := waitForLock(t.Context(), waiter, name)
 			inLine(t, c, name, 1)
 			if err := l.Unlock(t.Context()); err != nil {

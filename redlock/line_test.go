@@ -59,6 +59,22 @@ func inLineAt(t *testing.T, c *redistest.Cluster, key string, want int) map[stri
 	}
 }
 
+// heldEverywhere waits until every node holds the key of name: TryLock
+// returns once a quorum granted, and a waiter that joins the line while
+// the last node has not yet run the holder's SET would be granted that
+// node, leaving no entry there.
+func heldEverywhere(t *testing.T, c *redistest.Cluster, name string) {
+	t.Helper()
+	waitUntil(t, 10*time.Second, "the lock is held on every node", func() bool {
+		for _, n := range c.Nodes() {
+			if v, _ := n.Do("EXISTS", redlock.LockKey(name)); v != int64(1) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // waitForLock runs Lock in the background and reports on the channel.
 func waitForLock(ctx context.Context, cl *redlock.Client, name string) <-chan *redlock.Lock {
 	return inBackground(func() (*redlock.Lock, error) { return cl.Lock(ctx, name) })
@@ -174,6 +190,7 @@ func TestTryLockRefusedWhileOthersWait(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
+		heldEverywhere(t, c, name)
 		got := waitForLock(t.Context(), waiter, name)
 		inLine(t, c, name, 1)
 		if err := l.Unlock(t.Context()); err != nil {
@@ -224,6 +241,7 @@ func TestDeadWaiterHoldsLineBackBriefly(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			heldEverywhere(t, c, name)
 			got := waitForLock(t.Context(), live, name)
 			line := inLine(t, c, name, 1)
 			// The dead waiter arrived long before the live one, and registered
@@ -543,6 +561,7 @@ func TestWaiterThatGivesUpLeavesNoTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Unlock(context.Background())
+	heldEverywhere(t, c, name)
 	ctx, cancel := context.WithCancel(t.Context())
 	got := waitForLock(ctx, waiter, name)
 	inLine(t, c, name, 1)

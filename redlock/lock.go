@@ -81,6 +81,9 @@ func (l *Lock) Token() uint64 { return l.token }
 // (ALGORITHM.md A7, E3). It is computed locally on the monotonic clock; the
 // holder must not assume it holds the lock at or after this time (H1). Once
 // the lock is released or lost it is the moment that happened, at the latest.
+// A lock that a release handed over to Lock's caller starts with the
+// hand-over's few node timeouts, and Until moves to the TTL once the
+// caller's claim is answered, a round trip later (ALGORITHM.md L12).
 func (l *Lock) Until() time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()

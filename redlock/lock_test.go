@@ -69,7 +69,7 @@ func TestLockUnlockRoundTrip(t *testing.T) {
 	}
 }
 
-// A6, A7, L2: many instances (a client each, as separate services would
+// A6, A7, L2, L12: many instances (a client each, as separate services would
 // have) and goroutines contend for one name, waiting in line; never two
 // holders at once, and a read-modify-write under the lock loses no update.
 func TestContentionNeverTwoHolders(t *testing.T) {
