@@ -11,9 +11,9 @@
 #                  although nodes may have applied it, and an ended context
 #                  still sends (E4, E6)
 #   reservation-never-lapses  a release reserves the lock for the first
-#                  in line with no expiry (L2, L4): a waiter that crashed
-#                  while a reservation was made for it holds the name for
-#                  good. Run against the contention workload (waiter
+#                  in line, or hands it over to it, with no expiry (L2, L4,
+#                  L12): a waiter that crashed while a reservation or a
+#                  hand-over was made for it holds the name for good. Run against the contention workload (waiter
 #                  crashes), it must fail on liveness (a drought, or Lock
 #                  calls starved for their whole budget), not on some other
 #                  checker. (The line's head that never expires, L3, is
@@ -44,7 +44,7 @@ mutate() {
     extend-shortens)
       sed -i "s|redis.call('PEXPIRE', KEYS\[1\], ARGV\[2\], 'GT')|redis.call('PEXPIRE', KEYS[1], ARGV[2])|" redlock/extend.lua
       perl -0pi -e 's/\tif newUntil\.Before\(until\) \{\n\t\tnewUntil = until\n\t\}\n//; s/\tif err := ctx\.Err\(\); err != nil \{ \/\/ E6[^\n]*\n[^\n]*\n\t\}\n//' redlock/lock.go ;;
-    reservation-never-lapses) sed -i "s|redis.pcall('SET', lock, '~r:' .. h, 'PX', reserve_ms)|redis.pcall('SET', lock, '~r:' .. h)|" redlock/line_head.lua ;;
+    reservation-never-lapses) sed -i "s|redis.pcall('SET', lock, '~r:' .. h, 'PX', reserve_ms)|redis.pcall('SET', lock, '~r:' .. h)|; s|redis.pcall('SET', lock, string.sub(g, sep + 1), 'PX', reserve_ms)|redis.pcall('SET', lock, string.sub(g, sep + 1))|" redlock/line_head.lua ;;
     leader-any-node) sed -i 's|r.bestN >= r.q|r.bestN >= 1|g' redlock/election_read.go ;;
     per-node-count)
       sed -i 's/return r.picks.Decided(r.tally)/return r.tally.Decided()/; s/return r.ctxErr == nil && r.picks.Succeeded(r.tally)/return r.ctxErr == nil \&\& r.tally.Succeeded()/; s/return s.res == quorum.Granted && (!r.choose || s.choice == r.picks.Best)/return s.res == quorum.Granted/' redlock/round.go
