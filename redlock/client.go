@@ -350,7 +350,7 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 	var keys []any // line.lua's, for a waiter
 	var cmd string
 	var args []any
-	var line, counter any
+	var counter any
 	var t1 time.Time
 	switch {
 	case w != nil:
@@ -359,7 +359,7 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 		}
 		w.entered.Store(true)
 		keys = nameKeys(name)
-		key, value, line, counter = keys[0], w.value, keys[1], keys[2]
+		key, value, counter = keys[0], w.value, keys[2]
 		w.bell.reset() // reservations announced from now on ring for the next attempt
 		// A2, L12: T1 is read before the take is numbered, and a
 		// hand-over after it is counted from it.
@@ -408,7 +408,7 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 		if c.observed() {
 			c.attempted(ctx, name, cfg, r.tally, decided.Sub(t1), token, nil)
 		}
-		return newLock(c, name, key, line, value, token, cfg, t1, until), nil
+		return newLock(c, name, key, value, token, cfg, t1, until), nil
 	}
 	// A8: a failed attempt releases its value everywhere it may have been
 	// applied: grants, errors, timeouts and nodes still silent (A4). A
@@ -420,7 +420,8 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 	var release []any
 	var seq uint64
 	if w == nil {
-		release = []any{releaseHash, 3, key, LineKey(name), GrantsKey(name), value, "0", reserveFor(cfg.nodeTimeout).Milliseconds()}
+		line, grants := lineAndGrants(name)
+		release = []any{releaseHash, 3, key, line, grants, value, "0", reserveFor(cfg.nodeTimeout).Milliseconds()}
 	} else {
 		// L7: a turn that failed with no node held by anyone else means
 		// that this waiter is what everyone waits for (too slow, or cut

@@ -144,7 +144,7 @@ func (c *Client) handedOver(ctx context.Context, name string, cfg *config, w *wa
 	}
 	c.stats.handOvers.Add(1)
 	keys := nameKeys(name)
-	l := newLock(c, name, keys[0], keys[1], w.value, 0, cfg, now, until)
+	l := newLock(c, name, keys[0], w.value, 0, cfg, now, until)
 	l.claim(keys, w, cfg)
 	if c.observed() {
 		c.attempted(ctx, name, cfg, t, 0, 0, nil)

@@ -18,7 +18,6 @@ type Lock struct {
 	c           *Client
 	name        string
 	key, value  any   // boxed once, shared by every request
-	line        any   // LineKey(name), boxed; nil until the release needs it
 	releaseArgs []any // a semaphore's permit: its release (S3); nil for a lock
 	token       uint64
 	ttl         time.Duration
@@ -45,9 +44,9 @@ type Lock struct {
 // errUnlocked is Err after Unlock.
 var errUnlocked = fmt.Errorf("%w: released by Unlock", ErrNotHeld)
 
-func newLock(c *Client, name string, key, line, value any, token uint64, cfg *config, acquired, until time.Time) *Lock {
+func newLock(c *Client, name string, key, value any, token uint64, cfg *config, acquired, until time.Time) *Lock {
 	l := &Lock{
-		c: c, name: name, key: key, line: line, value: value, token: token,
+		c: c, name: name, key: key, value: value, token: token,
 		ttl: cfg.ttl, nodeTimeout: cfg.nodeTimeout, driftFactor: cfg.driftFactor,
 		acquired: acquired, maxHold: cfg.maxHold, until: until, held: true,
 	}
@@ -235,13 +234,10 @@ func (l *Lock) release(ctx context.Context) *round {
 	if l.releaseArgs != nil {
 		return l.c.run(ctx, nil, 0, l.nodeTimeout, "EVALSHA", l.releaseArgs)
 	}
-	line := l.line
-	if line == nil {
-		line = LineKey(l.name)
-	}
+	line, grants := lineAndGrants(l.name)
 	// L2, L12: where waiters are in line, the lock is handed over to the
 	// first, or reserved for it.
-	return l.c.run(ctx, nil, 0, l.nodeTimeout, "EVALSHA", []any{releaseHash, 3, l.key, line, GrantsKey(l.name), l.value, "1", reserveFor(l.nodeTimeout).Milliseconds()})
+	return l.c.run(ctx, nil, 0, l.nodeTimeout, "EVALSHA", []any{releaseHash, 3, l.key, line, grants, l.value, "1", reserveFor(l.nodeTimeout).Milliseconds()})
 }
 
 // Extend makes the lock last at least ttl from now on the nodes where it

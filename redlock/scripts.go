@@ -80,7 +80,16 @@ func LineKey(name string) string { return LockKey(name) + ":line" }
 // (field = waiter id, value = "seq:value") that lives as long as the line
 // (ALGORITHM.md L12). It holds secrets: like the lock key, it is for the
 // scripts only.
-func GrantsKey(name string) string { return LineKey(name) + ":grants" }
+func GrantsKey(name string) string { return LineKey(name) + grantsSuffix }
+
+const grantsSuffix = ":grants"
+
+// lineAndGrants returns LineKey(name) and GrantsKey(name) made as one string:
+// a release needs both, and one allocation is enough.
+func lineAndGrants(name string) (line, grants string) {
+	grants = GrantsKey(name)
+	return grants[:len(grants)-len(grantsSuffix)], grants
+}
 
 // CounterKey returns the Redis key of the fencing counter of lock name:
 // LockKey(name) + ":fence". It has no TTL and is never deleted (ALGORITHM.md F).

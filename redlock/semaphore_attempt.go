@@ -145,7 +145,7 @@ func (s *Semaphore) giveBack(r *round, args []any, tau time.Duration, kept func(
 func (s *Semaphore) permit(value any, slot int, token uint64, cfg *config, t1, until time.Time) *Lock {
 	plain := *cfg
 	plain.autoExtend = false // scheduled below, once the permit's release is set
-	l := newLock(s.c, s.name, s.keys[2+slot], nil, value, token, &plain, t1, until)
+	l := newLock(s.c, s.name, s.keys[2+slot], value, token, &plain, t1, until)
 	l.releaseArgs = s.script("release", value, slot, -1, reserveFor(cfg.nodeTimeout).Milliseconds())
 	if cfg.autoExtend {
 		s.c.ext.schedule(l)
