@@ -11,8 +11,9 @@ import (
 )
 
 // This file is a Go model of what one node does for one lock name: the
-// lock key, the line of waiters and the fencing counter, as line.lua
-// (take, leave, undo), release.lua (both with line_head.lua) and the plain
+// lock key, the line of waiters, its grants (L12) and the fencing counter,
+// as line.lua (take, leave, undo, claim), release.lua (both with
+// line_head.lua) and the plain
 // acquisition (SET NX PX GET, acquire.lua) change them. It mirrors the
 // scripts statement by statement, the node's clocks and the ACL fallback
 // (L8) included: the differential test (linemodel_diff_test.go) runs
@@ -30,8 +31,18 @@ type lineNode struct {
 	lineExp int64       // the hash's expiry, when lineTTL
 	lineTTL bool        // the hash has an expiry (an undo's HSET can make one without)
 	counter int64       // the fencing counter; 0 when it does not exist
+	// The line's grants G (L12): the hash of the values the waiters
+	// registered for a hand-over, field = id, value = "seq:value", sorted
+	// by id; nil when it does not exist. Its entries have no expiry of
+	// their own (live() drops expired entries from the line, never from
+	// G); the hash has one, set as the line's is.
+	grants    []grantEntry
+	grantsExp int64
+	grantsTTL bool
 	// noRights: the scripts' user may not run the line's commands (TIME,
-	// HGETALL, HSET, HDEL, PEXPIRE): every redis.pcall on them fails (L8).
+	// HGETALL, HSET, HDEL; HGET of G, L12): every redis.pcall on them
+	// fails (L8). The line's PEXPIREs then never run (they follow a TIME);
+	// the lock key's (a claim's) does.
 	noRights bool
 
 	cov lineCoverage // which branches ran, when not nil (not part of the state)
@@ -39,8 +50,17 @@ type lineNode struct {
 	// ran SET PX or PEXPIRE, which the model takes to be its latest clock
 	// read (mstime), the earliest it can be: the differential test accepts
 	// any later base within its window. Not part of the state.
-	pxKey   int64     // the duration of the key's expiry set (0: none)
-	lineSet lineWrite // the line's PEXPIREs
+	pxKey     int64     // the duration of the key's expiry set (0: none)
+	lineSet   lineWrite // the line's PEXPIREs
+	grantsSet lineWrite // G's PEXPIREs
+	keySet    lineWrite // a claim's PEXPIRE GT of the key (d: its TTL; hadTTL always)
+}
+
+// grantEntry is one field of G: id -> "seq:value", kept as written (hand
+// splits it at its first ':', as line_head.lua does).
+type grantEntry struct {
+	id string
+	g  string
 }
 
 // lineWrite is what the last command's PEXPIREs of the line did.
@@ -76,15 +96,28 @@ var lineBranches = []string{
 	"take: refused, held or reserved for another",
 	"take: refused, free but another is first",
 	"take: fenced grant",
+	"take: granted, holds its value (L12)",
+	"take: registered its value (L12)",
+	"undo: registered its value (L12)",
 	"head: dropped an expired entry",
 	"head: emptied the line",
 	"hand: reserved for the first in line",
+	"hand: handed over to the first in line (L12)",
+	"hand: handed over, the line emptied (L12)",
 	"hand: deleted, nobody in line, announced",
 	"hand: deleted, nobody in line, silent",
 	"release: not ours",
 	"leave: passed the reservation on",
 	"leave: no reservation for it",
 	"leave: put its successor in",
+	"leave: passed on its value (L12)",
+	"leave: removed its grant (L12)",
+	"claim: held, made to last its TTL (L12)",
+	"claim: held, its longer expiry kept (L12)",
+	"claim: reserved for it, passed on (L12)",
+	"claim: neither held nor reserved (L12)",
+	"claim: put its successor in (L12)",
+	"claim: removed its grant (L12)",
 	"undo: not ours",
 	"undo: new ticket, key handed on",
 	"set: granted",
@@ -92,6 +125,7 @@ var lineBranches = []string{
 	"set: refused by a lock",
 	"expire: key",
 	"expire: line",
+	"expire: grants (L12)",
 	"no rights: the line is empty",
 }
 
@@ -138,13 +172,14 @@ func (c *scriptClock) mstime() int64 {
 func (n *lineNode) clone() lineNode {
 	c := *n
 	c.line = slices.Clone(n.line)
+	c.grants = slices.Clone(n.grants)
 	return c
 }
 
 // begin is the start of a command: Redis's lazy expiry, a key being gone
 // once the time is past its expiry (now > when).
 func (n *lineNode) begin(snap int64) {
-	n.pxKey, n.lineSet = 0, lineWrite{}
+	n.pxKey, n.lineSet, n.grantsSet, n.keySet = 0, lineWrite{}, lineWrite{}, lineWrite{}
 	if n.key != "" && snap > n.keyExp {
 		n.key = ""
 		n.cov.hit("expire: key")
@@ -152,6 +187,10 @@ func (n *lineNode) begin(snap int64) {
 	if n.line != nil && n.lineTTL && snap > n.lineExp {
 		n.line = nil
 		n.cov.hit("expire: line")
+	}
+	if n.grants != nil && n.grantsTTL && snap > n.grantsExp {
+		n.grants = nil
+		n.cov.hit("expire: grants (L12)")
 	}
 }
 
@@ -192,18 +231,73 @@ func (n *lineNode) hdel(id string) {
 // pexpire is PEXPIRE line 2*lifetime NX, and then GT when gt is set. On no
 // hash it does nothing.
 func (n *lineNode) pexpire(c *scriptClock, lifetime int64, gt bool) {
-	if n.line == nil {
-		return
+	if n.line != nil {
+		hashExpire(c, lifetime, gt, &n.lineSet, &n.lineExp, &n.lineTTL)
 	}
+}
+
+// hashExpire is PEXPIRE hash 2*lifetime NX (then GT, when gt is set) on a
+// hash that exists, whose expiry is *exp when *ttl; set records it.
+func hashExpire(c *scriptClock, lifetime int64, gt bool, set *lineWrite, exp *int64, ttl *bool) {
 	d := 2 * lifetime
-	n.lineSet = lineWrite{d: d, hadTTL: n.lineTTL, was: n.lineExp, gt: gt, base: c.mstime()}
-	exp := n.lineSet.base + d
+	*set = lineWrite{d: d, hadTTL: *ttl, was: *exp, gt: gt, base: c.mstime()}
+	e := set.base + d
 	switch {
-	case !n.lineTTL:
-		n.lineExp, n.lineTTL = exp, true
-	case gt && exp > n.lineExp:
-		n.lineExp = exp
+	case !*ttl:
+		*exp, *ttl = e, true
+	case gt && e > *exp:
+		*exp = e
 	}
+}
+
+// grant returns id's field in G (L12).
+func (n *lineNode) grant(id string) (string, bool) {
+	i, ok := slices.BinarySearchFunc(n.grants, id, func(e grantEntry, id string) int { return strings.Compare(e.id, id) })
+	if !ok {
+		return "", false
+	}
+	return n.grants[i].g, true
+}
+
+// ghset is HSET grants id g: a new hash has no expiry. G is never written
+// in place (clones share it).
+func (n *lineNode) ghset(id, g string) {
+	if n.grants == nil {
+		n.grantsTTL = false
+	}
+	i, found := slices.BinarySearchFunc(n.grants, id, func(e grantEntry, id string) int { return strings.Compare(e.id, id) })
+	grants := make([]grantEntry, 0, len(n.grants)+1)
+	grants = append(append(grants, n.grants[:i]...), grantEntry{id, g})
+	if found {
+		i++
+	}
+	n.grants = append(grants, n.grants[i:]...)
+}
+
+// ghdel is HDEL grants id: the hash goes with its last field. It reports
+// whether there was one.
+func (n *lineNode) ghdel(id string) bool {
+	i, ok := slices.BinarySearchFunc(n.grants, id, func(e grantEntry, id string) int { return strings.Compare(e.id, id) })
+	if !ok {
+		return false
+	}
+	n.grants = slices.Delete(slices.Clone(n.grants), i, i+1)
+	if len(n.grants) == 0 {
+		n.grants = nil
+	}
+	return true
+}
+
+// register is line.lua's register (L12): with a seq, HSET G id "seq:v",
+// then PEXPIRE G 2*lifetime NX and GT, as the line's. seq "" is none (the
+// argument absent).
+func (n *lineNode) register(c *scriptClock, id, value, seq string, lifetime int64) bool {
+	if seq == "" {
+		return false
+	}
+	n.ghset(id, seq+":"+value)
+	hashExpire(c, lifetime, true, &n.grantsSet, &n.grantsExp, &n.grantsTTL)
+	return true
 }
 
 // head is line_head.lua's head(): it drops the entries whose expiry is not
@@ -257,15 +351,34 @@ func clientChannel(id string) string {
 	return cid
 }
 
-// hand is line_head.lua's hand(): a reservation for the first in line for
-// reserve ms, announced with its id on its client's channel (L10); or, with nobody in
+// hand is line_head.lua's hand(): when the first in line registered a
+// value in G (L12), the key becomes that value for reserve ms, the head's
+// entry leaves the line and G, and "id seq" is announced on its client's
+// channel; otherwise a reservation for the first in line for reserve ms,
+// announced with its id on its client's channel (L10); or, with nobody in
 // line, DEL, announced to every waiter with '1' when announce is set. It
-// returns what was published.
+// returns what was published. (force.lua, which passes no G, is not
+// modelled.)
 func (n *lineNode) hand(c *scriptClock, reserve int64, announce bool) announcement {
 	if h := n.head(c); h != "" {
-		n.key, n.keyExp, n.pxKey = "~r:"+h, c.mstime()+reserve, reserve
-		n.cov.hit("hand: reserved for the first in line")
-		return announcement{releasedSuffix + ":" + clientChannel(h), h}
+		if g, ok := n.grant(h); ok {
+			// A field without ':' falls through to the DEL (it is never
+			// written: register always writes one).
+			if seq, v, ok := strings.Cut(g, ":"); ok {
+				n.key, n.keyExp, n.pxKey = v, c.mstime()+reserve, reserve
+				n.hdel(h)
+				n.ghdel(h)
+				n.cov.hit("hand: handed over to the first in line (L12)")
+				if n.line == nil {
+					n.cov.hit("hand: handed over, the line emptied (L12)")
+				}
+				return announcement{releasedSuffix + ":" + clientChannel(h), h + " " + seq}
+			}
+		} else {
+			n.key, n.keyExp, n.pxKey = "~r:"+h, c.mstime()+reserve, reserve
+			n.cov.hit("hand: reserved for the first in line")
+			return announcement{releasedSuffix + ":" + clientChannel(h), h}
+		}
 	}
 	n.key = ""
 	if announce {
@@ -276,19 +389,27 @@ func (n *lineNode) hand(c *scriptClock, reserve int64, announce bool) announceme
 	return announcement{}
 }
 
-// take is line.lua's take: (re)enter the line, then take the key if it is
-// reserved for id, or free with id first in line. It returns 1 (or the
-// counter, fenced) when granted, 0 when not.
-func (n *lineNode) take(c *scriptClock, id, value string, ttl, ticket, lifetime int64, fence bool) int64 {
+// take is line.lua's take: (re)enter the line, registering value in G
+// with seq when seq is not "" (L12), then take the key if it is reserved
+// for id, holds value already (handed over, L12), or is free with id first
+// in line. It returns 1 (or the counter, fenced) when granted, 0 when not.
+func (n *lineNode) take(c *scriptClock, id, value string, ttl, ticket, lifetime int64, fence bool, seq string) int64 {
 	n.begin(c.snap)
 	if !n.noRights {
 		n.hset(lineEntry{id: id, ticket: ticket, exp: c.time() + lifetime})
 		n.pexpire(c, lifetime, true)
+		if n.register(c, id, value, seq, lifetime) {
+			n.cov.hit("take: registered its value (L12)")
+		}
 	}
 	mine := n.key == "~r:"+id
-	if mine {
+	switch {
+	case mine:
 		n.cov.hit("take: granted, reserved for it")
-	} else if n.key == "" {
+	case n.key != "" && n.key == value: // GET on a missing key is false, never ''
+		mine = true
+		n.cov.hit("take: granted, holds its value (L12)")
+	case n.key == "":
 		h := n.head(c) // "" when nobody is in line, or it cannot be read (L8)
 		mine = h == "" || h == id
 		if mine {
@@ -296,14 +417,15 @@ func (n *lineNode) take(c *scriptClock, id, value string, ttl, ticket, lifetime 
 		} else {
 			n.cov.hit("take: refused, free but another is first")
 		}
-	} else {
+	default:
 		n.cov.hit("take: refused, held or reserved for another")
 	}
 	if !mine {
 		return 0
 	}
-	if !n.noRights { // L4: served here, it leaves the line here
+	if !n.noRights { // L4: served here, it leaves the line (and G) here
 		n.hdel(id)
+		n.ghdel(id)
 	}
 	n.key, n.keyExp, n.pxKey = value, c.mstime()+ttl, ttl
 	if fence {
@@ -314,37 +436,86 @@ func (n *lineNode) take(c *scriptClock, id, value string, ttl, ticket, lifetime 
 	return 1
 }
 
-// successor is the waiter a leave puts in line in its place (L9).
+// successor is the waiter a leave (or a claim) puts in line in its place
+// (L9).
 type successor struct {
 	id               string
 	ticket, lifetime int64
 }
 
-// leave is line.lua's leave: the entry goes (and the successor's comes,
-// when there is one), and a reservation for id passes to the first in
-// line. It returns 1 and what was published.
-func (n *lineNode) leave(c *scriptClock, id string, reserve int64, next *successor) (reply int64, pub announcement) {
-	n.begin(c.snap)
-	if !n.noRights {
-		n.hdel(id)
-		if next != nil {
-			n.hset(lineEntry{id: next.id, ticket: next.ticket, exp: c.time() + next.lifetime})
-			n.pexpire(c, next.lifetime, true)
+// out is line.lua's out(): id's entry leaves the line and G, and the
+// successor's comes into the line, when there is one. op names the
+// branches.
+func (n *lineNode) out(c *scriptClock, op, id string, next *successor) {
+	if n.noRights {
+		return
+	}
+	n.hdel(id)
+	if n.ghdel(id) {
+		n.cov.hit(op + ": removed its grant (L12)")
+	}
+	if next != nil {
+		n.hset(lineEntry{id: next.id, ticket: next.ticket, exp: c.time() + next.lifetime})
+		n.pexpire(c, next.lifetime, true)
+		if op == "leave" {
 			n.cov.hit("leave: put its successor in")
+		} else {
+			n.cov.hit(op + ": put its successor in (L12)")
 		}
 	}
-	if n.key == "~r:"+id {
+}
+
+// leave is line.lua's leave: the entry goes from the line and G (and the
+// successor's comes, when there is one), and the key passes to the first
+// in line when it is reserved for id, or holds value, not "" (a waiter that
+// gave up passes on a lock handed over to it, L12). It returns 1 and what
+// was published.
+func (n *lineNode) leave(c *scriptClock, id, value string, reserve int64, next *successor) (reply int64, pub announcement) {
+	n.begin(c.snap)
+	n.out(c, "leave", id, next)
+	switch {
+	case n.key == "~r:"+id:
 		n.cov.hit("leave: passed the reservation on")
+		return 1, n.hand(c, reserve, true)
+	case value != "" && n.key == value:
+		n.cov.hit("leave: passed on its value (L12)")
 		return 1, n.hand(c, reserve, true)
 	}
 	n.cov.hit("leave: no reservation for it")
 	return 1, announcement{}
 }
 
+// claim is line.lua's claim (L12): the entry goes from the line and G (and
+// the successor's comes), as leave's; where the key holds value it lasts
+// ttl from now, never less than it had (PEXPIRE GT), and the reply is 1;
+// where it is reserved for id, it passes to the first in line, announced;
+// the reply is 0 but where it holds value. It returns what was published.
+func (n *lineNode) claim(c *scriptClock, id, value string, ttl, reserve int64, next *successor) (reply int64, pub announcement) {
+	n.begin(c.snap)
+	n.out(c, "claim", id, next)
+	switch {
+	case n.key != "" && n.key == value:
+		n.keySet = lineWrite{d: ttl, hadTTL: true, was: n.keyExp, gt: true, base: c.mstime()}
+		if exp := n.keySet.base + ttl; exp > n.keyExp {
+			n.keyExp = exp
+			n.cov.hit("claim: held, made to last its TTL (L12)")
+		} else {
+			n.cov.hit("claim: held, its longer expiry kept (L12)")
+		}
+		return 1, announcement{}
+	case n.key == "~r:"+id:
+		n.cov.hit("claim: reserved for it, passed on (L12)")
+		return 0, n.hand(c, reserve, true)
+	}
+	n.cov.hit("claim: neither held nor reserved (L12)")
+	return 0, announcement{}
+}
+
 // undo is line.lua's undo (A8, L7): where the key holds value, the entry
-// takes ticket, and the key passes to the first in line, silently. It
-// returns 1 when undone, 0 when not ours, and what was published.
-func (n *lineNode) undo(c *scriptClock, id, value string, ticket, lifetime, reserve int64) (reply int64, pub announcement) {
+// takes ticket (and value is registered in G with seq, when seq is not "",
+// L12), and the key passes to the first in line, silently. It returns 1
+// when undone, 0 when not ours, and what was published.
+func (n *lineNode) undo(c *scriptClock, id, value string, ticket, lifetime, reserve int64, seq string) (reply int64, pub announcement) {
 	n.begin(c.snap)
 	if value == "" || n.key != value {
 		n.cov.hit("undo: not ours")
@@ -353,6 +524,9 @@ func (n *lineNode) undo(c *scriptClock, id, value string, ticket, lifetime, rese
 	if !n.noRights {
 		n.hset(lineEntry{id: id, ticket: ticket, exp: c.time() + lifetime})
 		n.pexpire(c, lifetime, true)
+		if n.register(c, id, value, seq, lifetime) {
+			n.cov.hit("undo: registered its value (L12)")
+		}
 	}
 	n.cov.hit("undo: new ticket, key handed on")
 	return 1, n.hand(c, reserve, false)
@@ -409,6 +583,8 @@ func (n *lineNode) eval(c *scriptClock, cmd string, args []any) (evalReply, erro
 			s[i] = strconv.Itoa(a)
 		case int64:
 			s[i] = strconv.FormatInt(a, 10)
+		case uint64: // a seq (L12)
+			s[i] = strconv.FormatUint(a, 10)
 		default:
 			return evalReply{}, fmt.Errorf("argument %d: unexpected %T", i, a)
 		}
@@ -452,39 +628,64 @@ func (n *lineNode) eval(c *scriptClock, cmd string, args []any) (evalReply, erro
 	if bad != nil || len(s) < 2+keys || keys < 2 {
 		return evalReply{}, fmt.Errorf("%s with %q keys: too few", script, s[1])
 	}
-	// The keys of one name: L, then L..':line' or L..':fence' (and both).
+	// The keys of one name: L, then L..':line' or L..':fence' (and both),
+	// and G, L..':line:grants' (L12).
 	want := map[string][]string{
-		"line":    {s[2], s[2] + ":line", s[2] + ":fence"},
-		"release": {s[2], s[2] + ":line"},
+		"line":    {s[2], s[2] + ":line", s[2] + ":fence", s[2] + ":line:grants"},
+		"release": {s[2], s[2] + ":line", s[2] + ":line:grants"},
 		"acquire": {s[2], s[2] + ":fence"},
 	}[script]
 	if !slices.Equal(s[2:2+keys], want) {
 		return evalReply{}, fmt.Errorf("%s with keys %q, want %q", script, s[2:2+keys], want)
 	}
 	argv := s[2+keys:]
+	// seq is the optional ARGV that numbers a take or an undo (L12): "" when
+	// absent. The scripts would take an empty one as present; the client
+	// never sends one, and the model does not know it.
+	seq := func(i int) (string, bool) {
+		if len(argv) <= i {
+			return "", true
+		}
+		return argv[i], argv[i] != ""
+	}
+	// next is the optional successor from ARGV index i (L9).
+	next := func(i int) *successor {
+		if len(argv) <= i {
+			return nil
+		}
+		return &successor{argv[i], num(argv[i+1]), num(argv[i+2])}
+	}
 	var r evalReply
 	switch {
-	case script == "line" && len(argv) == 7 && argv[0] == "take":
-		// take id value ttl ticket lifetime fence
+	case script == "line" && (len(argv) == 7 || len(argv) == 8) && argv[0] == "take":
+		// take id value ttl ticket lifetime fence [seq]
 		ttl, ticket, life := num(argv[3]), num(argv[4]), num(argv[5])
+		sq, ok := seq(7)
+		if bad == nil && ok {
+			r.v = n.take(c, argv[1], argv[2], ttl, ticket, life, argv[6] == "1", sq)
+		} else if bad == nil {
+			return evalReply{}, fmt.Errorf("take with an empty seq: not a layout the model knows")
+		}
+	case script == "line" && (len(argv) == 4 || len(argv) == 7) && argv[0] == "leave":
+		// leave id reserve value [next-id next-ticket next-lifetime]
+		nx, reserve := next(4), num(argv[2])
 		if bad == nil {
-			r.v = n.take(c, argv[1], argv[2], ttl, ticket, life, argv[6] == "1")
+			r.v, r.pub = n.leave(c, argv[1], argv[3], reserve, nx)
 		}
-	case script == "line" && (len(argv) == 3 || len(argv) == 6) && argv[0] == "leave":
-		// leave id reserve [next-id next-ticket next-lifetime]
-		var next *successor
-		if len(argv) == 6 {
-			next = &successor{argv[3], num(argv[4]), num(argv[5])}
-		}
-		reserve := num(argv[2])
+	case script == "line" && (len(argv) == 5 || len(argv) == 8) && argv[0] == "claim":
+		// claim id value ttl reserve [next-id next-ticket next-lifetime]
+		nx, ttl, reserve := next(5), num(argv[3]), num(argv[4])
 		if bad == nil {
-			r.v, r.pub = n.leave(c, argv[1], reserve, next)
+			r.v, r.pub = n.claim(c, argv[1], argv[2], ttl, reserve, nx)
 		}
-	case script == "line" && len(argv) == 6 && argv[0] == "undo":
-		// undo id value ticket lifetime reserve
+	case script == "line" && (len(argv) == 6 || len(argv) == 7) && argv[0] == "undo":
+		// undo id value ticket lifetime reserve [seq]
 		ticket, life, reserve := num(argv[3]), num(argv[4]), num(argv[5])
-		if bad == nil {
-			r.v, r.pub = n.undo(c, argv[1], argv[2], ticket, life, reserve)
+		sq, ok := seq(6)
+		if bad == nil && ok {
+			r.v, r.pub = n.undo(c, argv[1], argv[2], ticket, life, reserve, sq)
+		} else if bad == nil {
+			return evalReply{}, fmt.Errorf("undo with an empty seq: not a layout the model knows")
 		}
 	case script == "release" && len(argv) == 3:
 		// value announce reserve
@@ -523,6 +724,15 @@ func (n *lineNode) entries() map[string]string {
 	return m
 }
 
+// grantsMap renders G as HGETALL would show it: id -> "seq:value".
+func (n *lineNode) grantsMap() map[string]string {
+	m := make(map[string]string, len(n.grants))
+	for _, e := range n.grants {
+		m[e.id] = e.g
+	}
+	return m
+}
+
 func (n *lineNode) String() string {
 	var b strings.Builder
 	if n.key == "" {
@@ -540,6 +750,16 @@ func (n *lineNode) String() string {
 			return cmp.Or(cmp.Compare(a.ticket, b.ticket), strings.Compare(a.id, b.id))
 		}) {
 			fmt.Fprintf(&b, " %s(ticket %d, until %d)", e.id, e.ticket, e.exp)
+		}
+	}
+	if n.grants != nil {
+		if n.grantsTTL {
+			fmt.Fprintf(&b, ", grants (until %d):", n.grantsExp)
+		} else {
+			b.WriteString(", grants (no expiry):")
+		}
+		for _, e := range n.grants {
+			fmt.Fprintf(&b, " %s=%q", e.id, e.g)
 		}
 	}
 	if n.counter != 0 {
@@ -565,7 +785,7 @@ func TestLineModelHandsTheKeyDownTheLine(t *testing.T) {
 		id     string
 		ticket int64
 	}{{"wC", 30}, {"wB", 20}, {"wA", 20}} {
-		if got := n.take(at(1), w.id, "v"+w.id, ttl, w.ticket, life, false); got != 0 {
+		if got := n.take(at(1), w.id, "v"+w.id, ttl, w.ticket, life, false, ""); got != 0 {
 			t.Fatalf("%s took a held key", w.id)
 		}
 	}
@@ -575,31 +795,100 @@ func TestLineModelHandsTheKeyDownTheLine(t *testing.T) {
 	if ok, _ := n.setNX(at(3), "barger", ttl); ok {
 		t.Fatal("SET NX took a reservation (L5, L2)")
 	}
-	if got := n.take(at(3), "wB", "vwB", ttl, 20, life, false); got != 0 {
+	if got := n.take(at(3), "wB", "vwB", ttl, 20, life, false, ""); got != 0 {
 		t.Fatal("wB took the reservation for wA")
 	}
 	// wA takes it, fails elsewhere, and undoes it going to the back (L7):
 	// the key goes to wB.
-	if got := n.take(at(4), "wA", "vwA", ttl, 20, life, false); got != 1 {
+	if got := n.take(at(4), "wA", "vwA", ttl, 20, life, false, ""); got != 1 {
 		t.Fatal("wA could not take its reservation")
 	}
-	if got, pub := n.undo(at(4), "wA", "vwA", 40, life, reserve); got != 1 || pub.msg != "wB" || n.key != "~r:wB" {
+	if got, pub := n.undo(at(4), "wA", "vwA", 40, life, reserve, ""); got != 1 || pub.msg != "wB" || n.key != "~r:wB" {
 		t.Fatalf("undo = %d, published %q, key %q; want 1, wB, ~r:wB", got, pub, n.key)
 	}
 	// wB gives up, putting its client's next waiter wD in with ticket 25
 	// (L9): the reservation passes to wD, ahead of wC and wA.
-	if _, pub := n.leave(at(5), "wB", reserve, &successor{"wD", 25, life}); pub.msg != "wD" || n.key != "~r:wD" {
+	if _, pub := n.leave(at(5), "wB", "", reserve, &successor{"wD", 25, life}); pub.msg != "wD" || n.key != "~r:wD" {
 		t.Fatalf("leave published %q, key %q; want wD, ~r:wD", pub, n.key)
 	}
-	if got := n.take(at(6), "wD", "vwD", ttl, 25, life, false); got != 1 || n.key != "vwD" {
+	if got := n.take(at(6), "wD", "vwD", ttl, 25, life, false, ""); got != 1 || n.key != "vwD" {
 		t.Fatalf("wD's take = %d, key %q", got, n.key)
 	}
 	// wC and wA stop attempting; wD leaves and releases after their
 	// entries expired: nobody is in line, the key is deleted and '1'
 	// announced.
-	n.leave(at(7), "wD", reserve, nil)
+	n.leave(at(7), "wD", "", reserve, nil)
 	if got, pub := n.release(at(4+life), "vwD", true, reserve); got != 1 || pub != (announcement{":released", "1"}) || n.key != "" || n.line != nil {
 		t.Fatalf("release after the last entry expired = %d, published %q, node %v", got, pub, &n)
+	}
+}
+
+// L12 on the model, on a hand-written sequence: a release hands the lock
+// over to the first in line when it registered its value (a take or an
+// undo with a seq), announcing its id and that seq on its client's
+// channel, and takes it out of the line and G; a first in line that
+// registered nothing gets a reservation (L2); the waiter's next take finds
+// its value and is granted; a claim makes it last its TTL, never less;
+// a waiter that gives up gives back a lock handed over to it; an entry
+// that expired leaves the line when it is read, but not G; an undo that
+// leaves its waiter first hands the lock over to it.
+func TestLineModelHandsTheLockOver(t *testing.T) {
+	var n lineNode
+	const ttl, life, reserve = 10_000, 200, 200
+	if ok, _ := n.setNX(at(0), "h", ttl); !ok {
+		t.Fatal("the first SET NX was refused")
+	}
+	n.take(at(1), "wA", "vA", ttl, 20, life, false, "1")
+	n.take(at(1), "wK.B", "vB", ttl, 10, life, false, "") // first, registered nothing
+	if g, ok := n.grant("wA"); !ok || g != "1:vA" || n.grantsExp != 1+2*life {
+		t.Fatalf("wA's take registered %q (%v); node %v", g, ok, &n)
+	}
+	if _, pub := n.release(at(2), "h", true, reserve); n.key != "~r:wK.B" || pub != (announcement{":released:wK", "wK.B"}) {
+		t.Fatalf("release published %v; node %v; want a reservation for wK.B (L2)", pub, &n)
+	}
+	// wK.B gives up: its reservation passes to wA, which registered vA.
+	if _, pub := n.leave(at(3), "wK.B", "vB", reserve, nil); n.key != "vA" || n.keyExp != 3+reserve || pub != (announcement{":released:wA", "wA 1"}) {
+		t.Fatalf("leave published %v; node %v; want the lock handed over to wA with seq 1", pub, &n)
+	}
+	if n.entry("wA") >= 0 || n.grants != nil {
+		t.Fatalf("wA is still in line or G after the hand-over: %v", &n)
+	}
+	// Its next take finds its value: granted, for its TTL.
+	if got := n.take(at(4), "wA", "vA", ttl, 20, life, false, "2"); got != 1 || n.keyExp != 4+ttl || n.grants != nil || n.line != nil {
+		t.Fatalf("wA's take of the lock handed over = %d; node %v", got, &n)
+	}
+	// wC registers, and is handed the lock at wA's release; it claims it.
+	n.take(at(5), "wC", "vC", ttl, 30, life, false, "3")
+	if _, pub := n.release(at(6), "vA", true, reserve); n.key != "vC" || pub.msg != "wC 3" {
+		t.Fatalf("release published %v; node %v", pub, &n)
+	}
+	if got, pub := n.claim(at(7), "wC", "vC", ttl, reserve, nil); got != 1 || n.keyExp != 7+ttl || pub != (announcement{}) {
+		t.Fatalf("wC's claim = %d, published %v; node %v", got, pub, &n)
+	}
+	if got, _ := n.claim(at(8), "wC", "vC", 5, reserve, nil); got != 1 || n.keyExp != 7+ttl {
+		t.Fatalf("a claim for less = %d; node %v: the expiry must not move earlier (PEXPIRE GT)", got, &n)
+	}
+	// wD registers and stops: its entry expires, and the release that reads
+	// the line drops it there, not from G.
+	n.take(at(9), "wD", "vD", ttl, 40, 5, false, "4")
+	if got, pub := n.release(at(14), "vC", true, reserve); got != 1 || n.key != "" || n.line != nil || pub != (announcement{releasedSuffix, "1"}) {
+		t.Fatalf("release = %d, published %v; node %v", got, pub, &n)
+	}
+	if g, ok := n.grant("wD"); !ok || g != "4:vD" {
+		t.Fatalf("G lost wD's value with its expired entry: %v", &n)
+	}
+	// wE takes the free key, fails elsewhere, and undoes it numbered: it is
+	// still the first in line, so the lock is handed over to it, silently
+	// to others, announced to it.
+	if got := n.take(at(21), "wE", "vE", ttl, 50, life, false, "5"); got != 1 {
+		t.Fatalf("wE's take of the free key = %d; node %v", got, &n)
+	}
+	if got, pub := n.undo(at(22), "wE", "vE", 50, life, reserve, "6"); got != 1 || n.key != "vE" || n.keyExp != 22+reserve || pub != (announcement{":released:wE", "wE 6"}) || n.entry("wE") >= 0 {
+		t.Fatalf("undo = %d, published %v; node %v", got, pub, &n)
+	}
+	// It gives up: the lock handed over to it goes to nobody.
+	if _, pub := n.leave(at(23), "wE", "vE", reserve, nil); n.key != "" || pub != (announcement{releasedSuffix, "1"}) {
+		t.Fatalf("leave published %v; node %v", pub, &n)
 	}
 }
 
@@ -613,24 +902,43 @@ var (
 	caseTickets = map[string]int64{"w1": 10, "w2": 20, "w3": 20} // w2 and w3 tie: the id decides
 )
 
+// caseValue is the value waiter id's attempts write (L12: one for its
+// whole wait), and what it registers in G; "n" is a plain SET NX's.
+func caseValue(id string) string { return "n" + id }
+
+// Kinds of the node-level commands.
+const (
+	opTake = iota
+	opLeave
+	opUndo
+	opClaim
+	opRelease
+	opSet
+)
+
 // nodeOp is one command of the node-level tests; it changes the live line
-// as entries says.
+// and G as entries says.
 type nodeOp struct {
-	desc    string
-	run     func(n *lineNode) (granted bool)
-	id      string                                     // the waiter of a take, an undo or a leave
-	value   string                                     // the value a release or an undo gives back
-	entries func(m map[string]int64, ok, granted bool) // the live line after, from before; ok: the undo was ours; granted: the take was
+	desc  string
+	kind  int
+	run   func(n *lineNode) (reply int64, pub announcement)
+	id    string // the waiter of a take, an undo, a leave or a claim
+	value string // the value a release, an undo or a leave (L12) gives back
+	// entries changes the live line m and G g from before to after, but
+	// for a hand-over (L12); ours: the undo was ours; granted: the take was.
+	entries func(m map[string]int64, g map[string]string, ours, granted bool)
 }
 
 // nodeCases returns every node state of the small world (with and without
 // the rights to the line) and every command.
 func nodeCases() ([]lineNode, []nodeOp) {
 	const now, ttl, life, reserve, back = caseNow, caseTTL, caseLife, caseReserve, caseBack
+	const seq = "9" // the seq of the commands that register (L12)
 	ids, tickets := caseIDs, caseTickets
 	var keys []lineNode
 	keys = append(keys, lineNode{})
-	for _, k := range []string{"v", "~r:w1", "~r:w2", "~r:w3"} {
+	// "nw1": a lock handed over to w1 (L12).
+	for _, k := range []string{"v", caseValue("w1"), "~r:w1", "~r:w2", "~r:w3"} {
 		for _, exp := range []int64{now - 1, now, now + 100} {
 			keys = append(keys, lineNode{key: k, keyExp: exp})
 		}
@@ -639,86 +947,147 @@ func nodeCases() ([]lineNode, []nodeOp) {
 	for _, noRights := range []bool{false, true} {
 		for _, k := range keys {
 			for mask := range 64 { // two bits per waiter: absent, expired, at the edge (expired too), alive
-				n := k
-				n.noRights = noRights
-				for j, id := range ids {
-					switch mask >> (2 * j) & 3 {
-					case 1:
-						n.line = append(n.line, lineEntry{id, tickets[id], now - 5})
-					case 2:
-						n.line = append(n.line, lineEntry{id, tickets[id], now})
-					case 3:
-						n.line = append(n.line, lineEntry{id, tickets[id], now + 3})
+				for gmask := range 8 { // one bit per waiter: a value registered in G (L12), whatever its entry
+					n := k
+					n.noRights = noRights
+					for j, id := range ids {
+						switch mask >> (2 * j) & 3 {
+						case 1:
+							n.line = append(n.line, lineEntry{id, tickets[id], now - 5})
+						case 2:
+							n.line = append(n.line, lineEntry{id, tickets[id], now})
+						case 3:
+							n.line = append(n.line, lineEntry{id, tickets[id], now + 3})
+						}
+						if gmask>>j&1 == 1 {
+							n.grants = append(n.grants, grantEntry{id, "7:" + caseValue(id)})
+						}
 					}
+					if n.line != nil {
+						n.lineExp, n.lineTTL = now+50, true
+					}
+					if n.grants != nil {
+						n.grantsExp, n.grantsTTL = now+50, true
+					}
+					states = append(states, n)
 				}
-				if n.line != nil {
-					n.lineExp, n.lineTTL = now+50, true
-				}
-				states = append(states, n)
 			}
 		}
 	}
 	type op = nodeOp
+	noChange := func(map[string]int64, map[string]string, bool, bool) {}
 	var ops []op
 	for _, id := range ids {
+		v := caseValue(id)
+		gone := func(m map[string]int64, g map[string]string, _, _ bool) { delete(m, id); delete(g, id) }
 		ops = append(ops,
-			op{"take " + id, func(n *lineNode) bool { return n.take(at(now), id, "n", ttl, tickets[id], life, false) > 0 }, id, "",
-				func(m map[string]int64, _, granted bool) {
-					if granted { // L4: served here, out of the line here
-						delete(m, id)
-					} else {
-						m[id] = tickets[id]
-					}
-				}},
-			op{"leave " + id, func(n *lineNode) bool { n.leave(at(now), id, reserve, nil); return false }, id, "",
-				func(m map[string]int64, _, _ bool) { delete(m, id) }},
-			op{"undo v " + id, func(n *lineNode) bool { n.undo(at(now), id, "v", back, life, reserve); return false }, id, "v",
-				func(m map[string]int64, ours, _ bool) {
+			op{"take " + id, opTake, func(n *lineNode) (int64, announcement) {
+				return n.take(at(now), id, v, ttl, tickets[id], life, false, ""), announcement{}
+			}, id, "", func(m map[string]int64, g map[string]string, _, granted bool) {
+				if granted { // L4: served here, out of the line (and G) here
+					delete(m, id)
+					delete(g, id)
+				} else {
+					m[id] = tickets[id]
+				}
+			}},
+			op{"take " + id + " seq " + seq, opTake, func(n *lineNode) (int64, announcement) {
+				return n.take(at(now), id, v, ttl, tickets[id], life, false, seq), announcement{}
+			}, id, "", func(m map[string]int64, g map[string]string, _, granted bool) {
+				if granted {
+					delete(m, id)
+					delete(g, id)
+				} else {
+					m[id] = tickets[id]
+					g[id] = seq + ":" + v
+				}
+			}},
+			op{"leave " + id, opLeave, func(n *lineNode) (int64, announcement) { return n.leave(at(now), id, "", reserve, nil) }, id, "", gone},
+			op{"leave " + id + " giving up " + v, opLeave, func(n *lineNode) (int64, announcement) { return n.leave(at(now), id, v, reserve, nil) }, id, v, gone},
+			op{"claim " + v + " " + id, opClaim, func(n *lineNode) (int64, announcement) { return n.claim(at(now), id, v, ttl, reserve, nil) }, id, "", gone},
+			op{"undo v " + id, opUndo, func(n *lineNode) (int64, announcement) { return n.undo(at(now), id, "v", back, life, reserve, "") }, id, "v",
+				func(m map[string]int64, _ map[string]string, ours, _ bool) {
 					if ours {
 						m[id] = back
 					}
 				}},
-			op{"undo x " + id, func(n *lineNode) bool { n.undo(at(now), id, "x", back, life, reserve); return false }, id, "x",
-				func(map[string]int64, bool, bool) {}})
+			op{"undo v " + id + " seq " + seq, opUndo, func(n *lineNode) (int64, announcement) { return n.undo(at(now), id, "v", back, life, reserve, seq) }, id, "v",
+				func(m map[string]int64, g map[string]string, ours, _ bool) {
+					if ours {
+						m[id] = back
+						g[id] = seq + ":v"
+					}
+				}},
+			op{"undo x " + id, opUndo, func(n *lineNode) (int64, announcement) { return n.undo(at(now), id, "x", back, life, reserve, "") }, id, "x", noChange})
 		for _, next := range ids {
 			if next != id {
-				ops = append(ops, op{"leave " + id + " for " + next, func(n *lineNode) bool {
-					n.leave(at(now), id, reserve, &successor{next, tickets[next], life})
-					return false
-				}, id, "", func(m map[string]int64, _, _ bool) { delete(m, id); m[next] = tickets[next] }})
+				ops = append(ops, op{"leave " + id + " for " + next, opLeave, func(n *lineNode) (int64, announcement) {
+					return n.leave(at(now), id, "", reserve, &successor{next, tickets[next], life})
+				}, id, "", func(m map[string]int64, g map[string]string, _, _ bool) {
+					delete(m, id)
+					delete(g, id)
+					m[next] = tickets[next]
+				}})
 			}
 		}
 	}
 	ops = append(ops,
-		op{"release v, announced", func(n *lineNode) bool { n.release(at(now), "v", true, reserve); return false }, "", "v", func(map[string]int64, bool, bool) {}},
-		op{"release v, silent", func(n *lineNode) bool { n.release(at(now), "v", false, reserve); return false }, "", "v", func(map[string]int64, bool, bool) {}},
-		op{"release x", func(n *lineNode) bool { n.release(at(now), "x", true, reserve); return false }, "", "x", func(map[string]int64, bool, bool) {}},
-		op{"set NX", func(n *lineNode) bool { ok, _ := n.setNX(at(now), "n", ttl); return ok }, "", "", func(map[string]int64, bool, bool) {}},
+		op{"release v, announced", opRelease, func(n *lineNode) (int64, announcement) { return n.release(at(now), "v", true, reserve) }, "", "v", noChange},
+		op{"release v, silent", opRelease, func(n *lineNode) (int64, announcement) { return n.release(at(now), "v", false, reserve) }, "", "v", noChange},
+		op{"release x", opRelease, func(n *lineNode) (int64, announcement) { return n.release(at(now), "x", true, reserve) }, "", "x", noChange},
+		op{"set NX", opSet, func(n *lineNode) (int64, announcement) {
+			if ok, _ := n.setNX(at(now), "n", ttl); ok {
+				return 1, announcement{}
+			}
+			return 0, announcement{}
+		}, "", "", noChange},
 	)
 	return states, ops
 }
 
-// L2, L3, L4, L7, L9 at one node, exhaustively over a small world: every
-// state of a node's key (free; a lock, or a reservation for one of three
-// waiters, live, at its last live instant, or expired) and line (each
-// waiter absent, expired, at the edge, or alive), and every command the
-// client sends (each waiter's attempt in line, its undo of the lock's
-// value or of another, sending it to the back; its leave, alone or putting
-// another waiter in; a release of the lock's value with and without
-// announcement, of another value; a plain SET NX), with and without the
-// rights to the line (L8). Checked on the model, which the differential
-// test proves to be the scripts:
-//   - a live lock is changed only by the release or the undo of its value;
+// writes returns the value a granted take or SET NX writes.
+func (o *nodeOp) writes() string {
+	switch o.kind {
+	case opTake:
+		return caseValue(o.id)
+	case opSet:
+		return "n"
+	}
+	return ""
+}
+
+// L2, L3, L4, L7, L9, L12 at one node, exhaustively over a small world:
+// every state of a node's key (free; a lock, a lock handed over to a
+// waiter, or a reservation for one of three waiters, live, at its last
+// live instant, or expired), line (each waiter absent, expired, at the
+// edge, or alive) and G (each waiter's value registered or not, L12), and
+// every command the client sends (each waiter's attempt in line, with
+// and without a seq; its undo of the lock's value, with and without a
+// seq, or of another, sending it to the back; its leave, alone, putting
+// another waiter in, or giving back its value; its claim; a release of
+// the lock's value with and without announcement, of another value; a
+// plain SET NX), with and without the rights to the line (L8). Checked on
+// the model, which the differential test proves to be the scripts:
+//   - a live lock is changed only by the release or the undo of its value,
+//     or by the leave of a waiter that gives it back (L12);
 //   - a grant happens only on a key free (or expired) to a plain SET NX or
-//     to the first in line, or on a key reserved for the waiter;
-//   - a new reservation names the first live waiter in line, and is made
-//     only by the release or undo of a live lock, or by the leave of the
-//     waiter it was for; a live reservation ends only by its waiter's
-//     grant or leave;
+//     to the first in line, on a key reserved for the waiter, or on one
+//     that holds its value already (handed over, L12);
+//   - a new reservation names the first live waiter in line, one that
+//     registered no value, and is made only by the release or undo of a
+//     live lock, or by the leave or claim of the waiter it was for; a live
+//     reservation ends only by its waiter's grant, leave or claim;
+//   - L12: a hand-over (announced as "id seq") gives the first live waiter
+//     in line the value it registered with that seq, takes it out of the
+//     line and G, and is made only where a reservation would have been;
+//     a key gets a new value otherwise only by a grant; a claim answers 1
+//     exactly where the key holds its value, and never shortens it;
 //   - the live entries after a command are those before, with the
 //     attempting (or undoing) waiter's renewed for its lifetime, or gone
-//     when its attempt was granted (L4), the leaving waiter's gone and its
-//     successor's in.
+//     when its attempt was granted (L4), the leaving (or claiming) waiter's
+//     gone and its successor's in; G's, with the value of the waiter that
+//     registered one in, the leaving, claiming, granted or handed-over
+//     waiter's gone.
 func TestLineModelNeverAddsAGrant(t *testing.T) {
 	const now = caseNow
 	states, ops := nodeCases()
@@ -750,20 +1119,45 @@ func TestLineModelNeverAddsAGrant(t *testing.T) {
 		for _, o := range ops {
 			cases++
 			n := before.clone()
-			granted := o.run(&n)
+			reply, pub := o.run(&n)
+			granted := (o.kind == opTake || o.kind == opSet) && reply > 0
 			fail := func(format string, args ...any) {
 				t.Helper()
 				t.Fatalf("node %v (rights: %v), %s: %s; node after: %v", &before, !noRights, o.desc, fmt.Sprintf(format, args...), &n)
 			}
-			ours := o.value != "" && liveKey == o.value // a release or undo of the live lock
-			want := liveLine(&before)
+			ours := o.value != "" && liveKey == o.value // a release, undo or leave (L12) of the live lock
+			// The leave or claim of the waiter a live reservation is for.
+			passes := (o.kind == opLeave || o.kind == opClaim) && liveKey == "~r:"+o.id
+			want, wantG := liveLine(&before), before.grantsMap()
 			if !noRights {
-				o.entries(want, ours, granted)
+				o.entries(want, wantG, ours, granted)
 			} else if len(before.line) > 0 {
 				want = liveLine(&before) // nothing on the line changes
 			}
+			// L12: a hand-over, announced as "id seq".
+			handed := ""
+			if h, seq, ok := strings.Cut(pub.msg, " "); ok {
+				switch {
+				case noRights:
+					fail("handed over to %s without the rights to the line", h)
+				case h != first(want):
+					fail("handed over to %s, but the first in line is %q", h, first(want))
+				case wantG[h] != seq+":"+n.key:
+					fail("handed over to %s as %q with seq %s, but it registered %q", h, n.key, seq, wantG[h])
+				case pub.suffix != releasedSuffix+":"+clientChannel(h):
+					fail("handed over to %s, announced on %q", h, pub.suffix)
+				case !ours && !passes:
+					fail("handed over to %s", h)
+				}
+				handed = h
+				delete(want, h)
+				delete(wantG, h)
+			}
 			if got := liveLine(&n); !maps.Equal(got, want) {
 				fail("live line %v, want %v", got, want)
+			}
+			if got := n.grantsMap(); !maps.Equal(got, wantG) {
+				fail("grants %v, want %v", got, wantG)
 			}
 			if noRights {
 				want = map[string]int64{} // and nothing on it counts
@@ -771,12 +1165,12 @@ func TestLineModelNeverAddsAGrant(t *testing.T) {
 			changed := n.key != liveKey
 			switch {
 			case !changed:
-			case liveKey == "v" && !ours:
+			case liveKey != "" && !strings.HasPrefix(liveKey, "~r:") && !ours:
 				fail("a live lock changed")
-			case strings.HasPrefix(liveKey, "~r:") && !(o.id == liveKey[3:] && (granted || strings.HasPrefix(o.desc, "leave"))):
+			case strings.HasPrefix(liveKey, "~r:") && !(o.id == liveKey[3:] && (granted || passes)):
 				fail("a live reservation for %s ended", liveKey[3:])
 			}
-			if granted != (n.key == "n") {
+			if w := o.writes(); granted != (w != "" && n.key == w) {
 				fail("reply granted=%v, key %q", granted, n.key)
 			}
 			if granted {
@@ -787,8 +1181,9 @@ func TestLineModelNeverAddsAGrant(t *testing.T) {
 					read[o.id] = caseTickets[o.id]
 				}
 				switch {
-				case o.desc == "set NX" && liveKey == "":
+				case o.kind == opSet && liveKey == "":
 				case o.id != "" && liveKey == "~r:"+o.id:
+				case o.id != "" && liveKey != "" && liveKey == o.writes(): // handed over to it (L12)
 				case o.id != "" && liveKey == "" && first(read) == o.id:
 				case o.id != "" && liveKey == "" && noRights: // no line here: plain Redlock (L8)
 				default:
@@ -799,14 +1194,27 @@ func TestLineModelNeverAddsAGrant(t *testing.T) {
 				switch h := n.key[3:]; {
 				case h != first(want):
 					fail("reserved for %s, but the first in line is %q", h, first(want))
-				case ours:
-				case liveKey == "~r:"+o.id && strings.HasPrefix(o.desc, "leave"):
+				case wantG[h] != "":
+					fail("reserved for %s, which registered %q: it is handed over instead (L12)", h, wantG[h])
+				case ours, passes:
 				default:
 					fail("reserved for %s", h)
 				}
 			}
+			if changed && n.key != "" && !strings.HasPrefix(n.key, "~r:") && !granted && handed == "" {
+				fail("the key became %q, neither granted nor handed over", n.key)
+			}
 			if changed && n.key == "" && liveKey != "" && len(want) > 0 {
 				fail("deleted the key with %v in line", want)
+			}
+			if o.kind == opClaim {
+				held := liveKey != "" && liveKey == caseValue(o.id)
+				if (reply == 1) != held {
+					fail("claim answered %d, the key was %q", reply, liveKey)
+				}
+				if held && n.keyExp < before.keyExp {
+					fail("a claim shortened the lock: until %d, was %d", n.keyExp, before.keyExp)
+				}
 			}
 		}
 	}
@@ -815,34 +1223,42 @@ func TestLineModelNeverAddsAGrant(t *testing.T) {
 
 // L8: without the rights to the line's commands a node is plain Redlock:
 // a release deletes the key (announcing '1'), an undo deletes it silently,
-// a leave changes nothing, and a waiter's attempt is a plain SET of a free
-// key, refused by a held one.
+// a leave changes nothing (unless it gives back the value the key holds:
+// that is a release), and a waiter's attempt is a plain SET of a free
+// key, refused by a held one, registering nothing (L12); a claim of the
+// held value makes it last its TTL.
 func TestLineModelWithoutRightsIsPlainRedlock(t *testing.T) {
 	n := lineNode{noRights: true}
 	if ok, _ := n.setNX(at(0), "h", 1000); !ok {
 		t.Fatal("SET NX of a free key refused")
 	}
-	if got := n.take(at(1), "w1", "v1", 1000, 10, 200, false); got != 0 || n.key != "h" || n.line != nil {
+	if got := n.take(at(1), "w1", "v1", 1000, 10, 200, false, "1"); got != 0 || n.key != "h" || n.line != nil || n.grants != nil {
 		t.Fatalf("an attempt in line on a held key = %d; node %v", got, &n)
 	}
 	if got, pub := n.release(at(2), "h", true, 200); got != 1 || n.key != "" || pub != (announcement{releasedSuffix, "1"}) {
 		t.Fatalf("release = %d, published %v; node %v", got, pub, &n)
 	}
-	if _, pub := n.leave(at(3), "w1", 200, &successor{"w2", 20, 200}); n.line != nil || pub != (announcement{}) {
+	if _, pub := n.leave(at(3), "w1", "v1", 200, &successor{"w2", 20, 200}); n.line != nil || pub != (announcement{}) {
 		t.Fatalf("leave published %v; node %v", pub, &n)
 	}
 	n.setNX(at(4), "v0", 1000)
-	if got, pub := n.undo(at(5), "w1", "v0", 30, 200, 200); got != 1 || n.key != "" || pub != (announcement{}) {
+	if got, pub := n.undo(at(5), "w1", "v0", 30, 200, 200, "2"); got != 1 || n.key != "" || pub != (announcement{}) {
 		t.Fatalf("undo = %d, published %v; node %v", got, pub, &n)
 	}
-	if got := n.take(at(6), "w1", "v1", 1000, 10, 200, false); got != 1 || n.key != "v1" {
+	if got := n.take(at(6), "w1", "v1", 1000, 10, 200, false, "3"); got != 1 || n.key != "v1" || n.grants != nil {
 		t.Fatalf("an attempt in line on a free key, the line unreadable = %d; node %v: want it granted (L8)", got, &n)
+	}
+	if got, pub := n.claim(at(7), "w1", "v1", 5000, 200, &successor{"w2", 20, 200}); got != 1 || n.keyExp != 5007 || n.line != nil || pub != (announcement{}) {
+		t.Fatalf("claim = %d, published %v; node %v", got, pub, &n)
+	}
+	if got, pub := n.leave(at(8), "w1", "v1", 200, nil); got != 1 || n.key != "" || pub != (announcement{releasedSuffix, "1"}) {
+		t.Fatalf("a leave giving back the held value = %d, published %v; node %v", got, pub, &n)
 	}
 }
 
 // L3: nothing is left behind: after every command of the small world, on
 // every node state, the line's hash, when it exists, has an expiry, so it
-// goes by itself once nobody renews it.
+// goes by itself once nobody renews it; and so has G (L12).
 func TestLineModelLeavesNoLineBehind(t *testing.T) {
 	states, ops := nodeCases()
 	var found string
@@ -852,6 +1268,9 @@ func TestLineModelLeavesNoLineBehind(t *testing.T) {
 			o.run(&n)
 			if n.line != nil && !n.lineTTL && found == "" {
 				found = fmt.Sprintf("node %v, %s: the line %v has no expiry", &before, o.desc, n.entries())
+			}
+			if n.grants != nil && !n.grantsTTL && found == "" {
+				found = fmt.Sprintf("node %v, %s: G %v has no expiry", &before, o.desc, n.grantsMap())
 			}
 		}
 	}

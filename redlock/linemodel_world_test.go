@@ -44,7 +44,13 @@ import (
 //     (within holdFor); it believes it holds the lock from its success
 //     until it sends the release, or until T1 + TTL;
 //   - with dying set, one waiter may stop for good while it waits, or give
-//     up (leave on every node, gaveUp).
+//     up (leave on every node, gaveUp, giving back the value of its last
+//     attempt: Client.leave passes a value on where a node holds it, L12).
+//
+// The hand-over of L12 is not explored: the clients' attempts carry no
+// seq (as with fencing), so no value is registered in G, and a release
+// reserves the lock for the first in line (L2). The hand-over is checked
+// at the node level (TestLineModelNeverAddsAGrant, the differential test).
 //
 // Each client has one Lock caller: the hand-over between a client's own
 // waiters (L9, the successor put in by the leave) is checked at the node
@@ -77,10 +83,11 @@ const (
 	mUndo                  // a failed attempt's undo in line: line.lua undo
 	mRelease0              // a failed plain attempt's undo: release.lua '0'
 	mUnlock                // a holder's release: release.lua '1'
-	mLeave                 // line.lua leave
+	mLeave                 // line.lua leave, after a success (no value)
+	mGiveUp                // line.lua leave of a waiter that gave up, with its value (L12)
 )
 
-var msgNames = [...]string{"set", "take", "undo", "release '0'", "unlock", "leave"}
+var msgNames = [...]string{"set", "take", "undo", "release '0'", "unlock", "leave", "leave (gave up)"}
 
 // modelMsg is one request from a client to a node.
 type modelMsg struct {
@@ -715,7 +722,7 @@ func (w *world) apply(e modelEvent, x *explorer) {
 		if w.log != nil {
 			w.say("client %d gives up: leave to every node", e.c)
 		}
-		w.send(e.c, mLeave, w.cl[e.c].attempt)
+		w.send(e.c, mGiveUp, w.cl[e.c].attempt)
 		fallthrough
 	case eDie:
 		if x != nil && e.kind == eDie {
@@ -786,13 +793,15 @@ func (w *world) run(c, i int, m modelMsg, reply bool, x *explorer) {
 	case mSet:
 		granted, _ = n.setNX(&clk, v, cfg.ttlQ)
 	case mTake:
-		granted = n.take(&clk, waiterID(c), v, cfg.ttlQ, m.ticket, cfg.life, false) > 0
+		granted = n.take(&clk, waiterID(c), v, cfg.ttlQ, m.ticket, cfg.life, false, "") > 0
 	case mUndo:
-		r, pub = n.undo(&clk, waiterID(c), v, m.ticket, cfg.life, cfg.reserve)
+		r, pub = n.undo(&clk, waiterID(c), v, m.ticket, cfg.life, cfg.reserve, "")
 	case mRelease0, mUnlock:
 		r, pub = n.release(&clk, v, m.kind == mUnlock, cfg.reserve)
 	case mLeave:
-		r, pub = n.leave(&clk, waiterID(c), cfg.reserve, nil)
+		r, pub = n.leave(&clk, waiterID(c), "", cfg.reserve, nil)
+	case mGiveUp:
+		r, pub = n.leave(&clk, waiterID(c), v, cfg.reserve, nil)
 	}
 	if w.log != nil {
 		what := fmt.Sprintf("%d", r)
@@ -807,9 +816,10 @@ func (w *world) run(c, i int, m modelMsg, reply bool, x *explorer) {
 		}
 		w.say("node %d runs client %d's %s (attempt %d, value %s) -> %s; node %d: %v", i, c, msgNames[m.kind], m.attempt, v, what, i, &n)
 	}
-	// L2: a script changes a live lock only when its holder releases it.
+	// L2: a script changes a live lock only when its holder releases it
+	// (or the waiter whose value it is gives it back, L12).
 	if x != nil && before != "" && !strings.HasPrefix(before, "~r:") && w.now <= beforeExp && n.key != before &&
-		!((m.kind == mUndo || m.kind == mRelease0 || m.kind == mUnlock) && v == before) {
+		!((m.kind == mUndo || m.kind == mRelease0 || m.kind == mUnlock || m.kind == mGiveUp) && v == before) {
 		x.violation("node %d's live lock %s became %q by client %d's %s", i, before, n.key, c, msgNames[m.kind])
 	}
 	w.nodes[i] = n
