@@ -66,13 +66,13 @@ func (c *Client) checkNode(ctx context.Context, p pool.Pool) []error {
 	if _, err := pool.Do(ctx, p, "PUBLISH", LockKey("")+releasedSuffix, "check"); err != nil {
 		errs = append(errs, fmt.Errorf("%w: may not publish on the release channels (%v): waiters poll instead of being woken on release; grant the ACL user &%s*", ErrDegraded, err, KeyPrefix))
 	}
-	// L8: the line of waiters needs HSET, HGETALL, HDEL and TIME. Without
+	// L8: the line of waiters needs HSET, HGETALL, HGET, HDEL and TIME. Without
 	// them the scripts fall back to plain Redlock: safe, not fair. The
 	// probe's line belongs to no lock, and is left empty.
 	// A replica refuses the probe's writes (READONLY): N1 already says
 	// what is wrong with it.
 	if _, err := pool.Do(ctx, p, "EVAL", lineProbe, 1, LineKey("")); err != nil && master {
-		errs = append(errs, fmt.Errorf("%w: may not use the line of waiters (%v): waiters are served in no order; grant the ACL user +hset +hgetall +hdel +time", ErrDegraded, err))
+		errs = append(errs, fmt.Errorf("%w: may not use the line of waiters (%v): waiters are served in no order; grant the ACL user +hset +hgetall +hget +hdel +time", ErrDegraded, err))
 	}
 	want := map[string]string{"maxmemory-policy": "noeviction"}
 	rule := map[string]string{"maxmemory-policy": "N3: an evicted lock key is an early release"}
@@ -101,6 +101,7 @@ func (c *Client) checkNode(ctx context.Context, p pool.Pool) []error {
 // line of waiters needs.
 const lineProbe = `redis.call('HSET', KEYS[1], 'check', '0:0')
 redis.call('HGETALL', KEYS[1])
+redis.call('HGET', KEYS[1], 'check')
 redis.call('HDEL', KEYS[1], 'check')
 redis.call('TIME')
 return 1`

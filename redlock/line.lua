@@ -97,7 +97,7 @@ local cur = redis.call('GET', KEYS[1])
 local mine = cur == '~r:' .. id or cur == ARGV[3]
 if not mine and cur == false then
   -- First in line, or no line at all: none here, or none readable (L8).
-  local h = head(KEYS[2])
+  local h = head(KEYS[2], KEYS[4])
   mine = h == nil or h == id
 end
 if mine then

@@ -3,9 +3,10 @@
 -- The line of lock name is one hash LINE: field = waiter id, value =
 -- "ticket:expiry", the ticket being the waiter's place (the same on every
 -- node, L1) and the expiry this node's time in ms after which the entry
--- counts for nothing (L3). live(LINE) drops the expired entries and
--- returns the others; head(LINE) returns the id with the smallest
--- (ticket, id) among them, or nil.
+-- counts for nothing (L3). live(LINE, G) drops the expired entries, and
+-- their values in the line's grants G when G is given (L12), and returns
+-- the others; head(LINE, G) returns the id with the smallest (ticket, id)
+-- among them, or nil.
 -- Every command on the line goes through pcall: an ACL user without the
 -- rights to it (HGETALL, HSET, HDEL, TIME) gets plain Redlock, with no
 -- line, instead of failing (L8).
@@ -17,8 +18,9 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 -- live returns the line's live entries, unordered, as {id, ticket} pairs,
--- and drops the expired ones; nil when the line cannot be read (L8).
-local function live(line)
+-- and drops the expired ones (from grants too, when given); nil when the
+-- line cannot be read (L8).
+local function live(line, grants)
   local all = redis.pcall('HGETALL', line)
   if all.err then
     return nil
@@ -36,6 +38,9 @@ local function live(line)
     local sep = string.find(v, ':', 1, true)
     if tonumber(string.sub(v, sep + 1)) <= now then
       redis.pcall('HDEL', line, id)
+      if grants then
+        redis.pcall('HDEL', grants, id)
+      end
     else
       out[#out + 1] = {id, tonumber(string.sub(v, 1, sep - 1))}
     end
@@ -46,9 +51,9 @@ end
 local function before(a, b)
   return a[2] < b[2] or (a[2] == b[2] and a[1] < b[1])
 end
-local function head(line)
+local function head(line, grants)
   local best
-  for _, e in ipairs(live(line) or {}) do
+  for _, e in ipairs(live(line, grants) or {}) do
     if best == nil or before(e, best) then
       best = e
     end
@@ -88,7 +93,7 @@ end
 -- L..':released' to every waiter when announce is set. PUBLISH is
 -- best-effort (R5). grants may be nil: reservations only.
 local function hand(lock, line, grants, reserve_ms, announce)
-  local h = head(line)
+  local h = head(line, grants)
   if h then
     local g = grants and redis.pcall('HGET', grants, h)
     if type(g) == 'string' then

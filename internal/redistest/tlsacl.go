@@ -10,7 +10,7 @@ import (
 // (section "Redis ACL users"), with PTTL (status reads a holder's TTL) and
 // SELECT (a URL's /DB).
 var LockerRights = []any{"~redlock:*", "&redlock:*", "-@all",
-	"+set", "+get", "+del", "+pexpire", "+incr", "+type", "+hgetall", "+hset", "+hdel", "+time",
+	"+set", "+get", "+del", "+pexpire", "+incr", "+type", "+hgetall", "+hget", "+hset", "+hdel", "+time",
 	"+eval", "+evalsha", "+script|load", "+publish", "+subscribe", "+unsubscribe", "+ping",
 	"+info", "+config|get", "+pttl", "+select"}
 
