@@ -345,30 +345,27 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 	// A1: 128 random bits, new for every attempt, then who takes the lock
 	// (M1). The key and value are boxed once: one argument list serves
 	// every node, and the release.
-	// A waiter in line writes one value for its whole wait (L12).
 	var key, value any
 	var keys []any // line.lua's, for a waiter
 	var cmd string
+	var seq uint64 // a waiter's attempt, numbered for a hand-over (L12)
 	var args []any
 	var counter any
 	var t1 time.Time
 	switch {
 	case w != nil:
-		if w.value == nil {
-			w.value = c.value(cfg)
-		}
 		w.entered.Store(true)
 		keys = nameKeys(name)
-		key, value, counter = keys[0], w.value, keys[2]
+		key, value, counter = keys[0], c.value(cfg), keys[2]
+		w.last = value
 		w.bell.reset() // reservations announced from now on ring for the next attempt
 		// A2, L12: T1 is read before the take is numbered, and a
-		// hand-over after it is counted from it.
+		// hand-over of it is counted from it.
 		t1 = c.clock.Now()
-		var seq uint64
 		if !cfg.fencing {
-			seq = w.bell.sent(t1)
+			seq = w.bell.sent(t1, value)
 		}
-		cmd, args = "EVALSHA", w.lineArgs(keys, cfg, seq)
+		cmd, args = "EVALSHA", w.lineArgs(keys, value, cfg, seq)
 	default:
 		key, value = LockKey(name), c.value(cfg)
 		// Without fencing, SET NX PX GET (Redis 7) is the whole
@@ -418,7 +415,6 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 	// L2: on a node where a waiter is in line, the release reserves the
 	// lock for the first of them (this waiter, if it is first).
 	var release []any
-	var seq uint64
 	if w == nil {
 		line, grants := lineAndGrants(name)
 		release = []any{releaseHash, 3, key, line, grants, value, "0", reserveFor(cfg.nodeTimeout).Milliseconds()}
@@ -430,16 +426,13 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 		if r.tally.Refused == 0 {
 			w.toBack(c)
 		}
-		if !cfg.fencing {
-			seq = w.bell.sent(c.clock.Now()) // L12: the undo is numbered too
-		}
-		release = w.undoArgs(keys, cfg.nodeTimeout, seq)
+		release = w.undoArgs(keys, value, cfg.nodeTimeout)
 	}
 	bg := c.background()
 	for i, s := range r.slots {
 		if s.res != quorum.Refused {
 			if seq != 0 {
-				// L12: the undo passes on a key handed over before it.
+				// L12: the undo passes on a hand-over of this attempt.
 				w.bell.undoing(i, seq)
 			}
 			c.nodes[i].Do(pipe.Request{Cmd: "EVALSHA", Args: release, Timeout: cfg.nodeTimeout, H: bg, Node: i})

@@ -2,116 +2,142 @@ package redlock
 
 import (
 	"context"
-	"slices"
 	"strconv"
 	"time"
 
 	"github.com/quorumlock/quorumlock/internal/quorum"
 )
 
-// Hand-over (ALGORITHM.md L12). A waiter's attempts in line write one value
-// for its whole wait and register it on each node with a number, seq, that
-// grows with every request of the waiter that carries one (its takes and
-// undos). A release that finds the waiter first in line sets the key to
-// that value for a reservation's time only (4 tau) and announces the
-// waiter's id and the seq the node had: the node wrote the key after it ran
-// request seq, so after the waiter read T1 for it, and keeps it until at
-// least T1(seq) + 4 tau on its clock. Once a quorum of nodes handed it the
-// lock that way, within that time, the waiter holds it: Lock returns after
-// one release and one announcement, instead of a release, an announcement,
-// an attempt and its reply. It then claims the lock for its TTL (line.lua
-// claim), which also takes it out of the line on every node (L4).
+// Hand-over (ALGORITHM.md L12). A waiter's attempts in line (takes) carry
+// a number, seq, that grows with each of them, and register the attempt's
+// value and lease on each node. A release that finds the waiter first in
+// line sets the key to that value for the lease only, and announces the
+// waiter's id and that seq: the node wrote the key after it ran attempt
+// seq, so after the waiter read T1 for it, and keeps it until at least
+// T1(seq) + lease on its clock. Once a quorum of nodes handed it the value
+// of one attempt that way, within that time, the waiter holds the lock:
+// Lock returns after one release and one announcement, instead of a
+// release, an announcement, an attempt and its reply. It then claims the
+// lock for its TTL (line.lua claim), which also takes it out of the line
+// on every node (L4).
 
-// seqWindow is how many of a waiter's numbered requests it remembers the
-// T1 of: a hand-over named by an older one is not counted (its lease ended
-// long ago, or nearly; the waiter's next take collects the key instead).
+// seqWindow is how many of a waiter's attempts it remembers: a hand-over
+// of an older one is not counted (its lease ended long ago, or nearly).
 const seqWindow = 64
 
-// handovers is what a waiter knows of the locks handed over to it, and of
-// its numbered requests; guarded by its wakeup's mu.
-type handovers struct {
-	seq    uint64               // the last numbered request's seq; 0 before the first
-	sentAt [seqWindow]time.Time // sentAt[s % seqWindow]: request s's T1
-	void   []uint64             // per node: a hand-over of a lower seq is undone (an undo went there)
-	got    []uint64             // per node: the seq of its latest hand-over, 0 for none
-	n      int                  // nodes with a hand-over in got
+// attemptRec is what a waiter remembers of one of its attempts in line.
+type attemptRec struct {
+	seq    uint64
+	t1     time.Time
+	value  any
+	undone []bool // the nodes its undo went to: they pass a hand-over of it on
 }
 
-// sent numbers a request whose T1 is t1: read before it is queued (A2).
-func (w *wakeup) sent(t1 time.Time) uint64 {
+// handovers is what a waiter knows of the locks handed over to it, and of
+// its numbered attempts; guarded by its wakeup's mu.
+type handovers struct {
+	seq  uint64                // the last attempt's seq; 0 before the first
+	recs [seqWindow]attemptRec // recs[s % seqWindow]: attempt s
+	got  []uint64              // per node: the seq of its latest hand-over, 0 for none
+}
+
+// sent numbers an attempt whose T1 is t1 and whose value is value: T1 read
+// before it is queued (A2).
+func (w *wakeup) sent(t1 time.Time, value any) uint64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.h.seq++
-	w.h.sentAt[w.h.seq%seqWindow] = t1
+	w.h.recs[w.h.seq%seqWindow] = attemptRec{seq: w.h.seq, t1: t1, value: value}
 	return w.h.seq
 }
 
-// undoing records that request seq, an undo, goes to node i: the node
-// passes on a key it handed over before seq (line.lua undo), so such a
-// hand-over no longer counts. Called before the undo is queued.
+// rec returns attempt seq's record, or nil when it is unknown or too old;
+// w.mu is held.
+func (h *handovers) rec(seq uint64) *attemptRec {
+	r := &h.recs[seq%seqWindow]
+	if seq == 0 || r.seq != seq {
+		return nil
+	}
+	return r
+}
+
+// undoing records that the undo of attempt seq goes to node i: the node
+// passes on the attempt's value wherever it finds it (line.lua undo), a
+// hand-over of it included, before or after, so none from node i counts.
+// Called before the undo is queued: the value is the attempt's own (A1),
+// so an undo that arrives late, even after later attempts, touches
+// nothing else.
 func (w *wakeup) undoing(i int, seq uint64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.h.void[i] = seq
-	if g := w.h.got[i]; g != 0 && g < seq {
-		w.h.got[i] = 0
-		w.h.n--
+	r := w.h.rec(seq)
+	if r == nil {
+		return
 	}
+	if r.undone == nil {
+		r.undone = make([]bool, len(w.h.got))
+	}
+	r.undone[i] = true
 }
 
 // handedOver takes node i's announcement that it handed the lock over to
-// this waiter after its request seq; it rings the waiter once a quorum of
-// nodes has.
+// this waiter with attempt seq's value; it rings the waiter once a quorum
+// of nodes has, with one attempt's value.
 func (w *wakeup) handedOver(i int, seq uint64) {
 	w.mu.Lock()
 	h := &w.h
-	if seq == 0 || seq > h.seq || seq+seqWindow <= h.seq || seq < h.void[i] || seq <= h.got[i] {
+	r := h.rec(seq)
+	if r == nil || r.undone != nil && r.undone[i] {
 		w.mu.Unlock()
 		return
 	}
-	if h.got[i] == 0 {
-		h.n++
+	h.got[i] = seq // a node's announcements come in the order it made them
+	n := 0
+	for _, g := range h.got {
+		if g == seq {
+			n++
+		}
 	}
-	h.got[i] = seq
-	ring := h.n >= w.need
 	w.mu.Unlock()
-	if ring {
+	if n >= w.need {
 		w.ring()
 	}
 }
 
 // held reports whether a quorum of nodes handed the lock over to the waiter
-// and still holds it at now, each for lease past its request's T1 (the
-// lease already less the drift, A7); until is when the quorum's shortest
-// hold ends, t the nodes that count.
-func (w *wakeup) held(now time.Time, lease time.Duration) (until time.Time, t quorum.Tally, ok bool) {
+// with the value of one attempt, and still holds it at now: for lease past
+// the attempt's T1 (the lease already less the drift, A7). It returns the
+// latest such attempt's value, the end of its lease, and the nodes that
+// count.
+func (w *wakeup) held(now time.Time, lease time.Duration) (value any, until time.Time, t quorum.Tally, ok bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	h := &w.h
-	if h.n < w.need {
-		return until, t, false
-	}
-	ends := make([]time.Time, 0, len(h.got))
+	var best *attemptRec
+	count := 0
 	for _, s := range h.got {
-		if s != 0 && s+seqWindow > h.seq {
-			ends = append(ends, h.sentAt[s%seqWindow].Add(lease))
+		r := h.rec(s)
+		if r == nil || (best != nil && s <= best.seq) || !now.Before(r.t1.Add(lease)) {
+			continue
+		}
+		n := 0
+		for i, g := range h.got {
+			if g == s && (r.undone == nil || !r.undone[i]) {
+				n++
+			}
+		}
+		if n >= w.need {
+			best, count = r, n
 		}
 	}
-	if len(ends) < w.need {
-		return until, t, false
-	}
-	slices.SortFunc(ends, func(a, b time.Time) int { return b.Compare(a) })
-	until = ends[w.need-1] // the quorum that holds the longest
-	if !now.Before(until) {
-		return until, t, false
+	if best == nil {
+		return nil, until, t, false
 	}
 	t = quorum.NewTally(len(h.got))
-	for _, e := range ends {
-		if now.Before(e) {
-			t.Add(quorum.Granted)
-		}
+	for range count {
+		t.Add(quorum.Granted)
 	}
-	return until, t, true
+	return best.value, best.t1.Add(lease), t, true
 }
 
 // handOver parses a hand-over's announcement: the waiter's id, one space,
@@ -130,27 +156,32 @@ func (w *wakeup) handOver(i int, payload []byte) bool {
 
 // handedOver returns the lock of name when a quorum handed it over to w
 // (L12), and claims it; nil otherwise. Only a waiter that registered its
-// value can be handed a lock: never with fencing, whose token needs the
+// attempts can be handed a lock: never with fencing, whose token needs the
 // attempt's count (F1).
 func (c *Client) handedOver(ctx context.Context, name string, cfg *config, w *waiter) *Lock {
-	if w == nil || w.value == nil || cfg.fencing {
+	if w == nil || cfg.fencing {
 		return nil
 	}
 	now := c.clock.Now()
-	lease := reserveFor(cfg.nodeTimeout)
-	until, t, ok := w.bell.held(now, lease-driftAllowance(lease, cfg.driftFactor))
+	lease := handOverLease(cfg.nodeTimeout)
+	value, until, t, ok := w.bell.held(now, lease-driftAllowance(lease, cfg.driftFactor))
 	if !ok {
 		return nil
 	}
 	c.stats.handOvers.Add(1)
 	keys := nameKeys(name)
-	l := newLock(c, name, keys[0], w.value, 0, cfg, now, until)
+	l := newLock(c, name, keys[0], value, 0, cfg, now, until)
 	l.claim(keys, w, cfg)
 	if c.observed() {
 		c.attempted(ctx, name, cfg, t, 0, 0, nil)
 	}
 	return l
 }
+
+// handOverLease is how long a node keeps a lock handed over to a waiter
+// before its claim: the waiter registers it with each attempt, and the
+// release uses it, whatever the releaser's own node timeout (L12).
+func handOverLease(tau time.Duration) time.Duration { return 4 * tau }
 
 // claim makes a lock handed over to w last its TTL (L12) with line.lua
 // claim on every node, which takes w out of the line there (L4) and puts
@@ -160,7 +191,7 @@ func (c *Client) handedOver(ctx context.Context, name string, cfg *config, w *wa
 func (l *Lock) claim(keys []any, w *waiter, cfg *config) {
 	c := l.c
 	tau := cfg.nodeTimeout
-	args := append(lineKeys(keys), "claim", w.id, w.value, cfg.ttl.Milliseconds(), reserveFor(tau).Milliseconds())
+	args := append(lineKeys(keys), "claim", w.id, l.value, cfg.ttl.Milliseconds(), reserveFor(tau).Milliseconds())
 	c.local.handOff(l.name, w, func(next *waiter) {
 		if next != nil {
 			args = append(args, next.id, next.ticket(), lineLifetime(tau).Milliseconds())
@@ -182,7 +213,16 @@ func (l *Lock) claimed(te time.Time, granted []bool) {
 	l.mu.Lock()
 	defer l.unlock()
 	l.expireLocked()
-	if !l.held || l.err != nil {
+	if !l.held { // Unlock ran, and its release after the claim on each node
+		return
+	}
+	if l.err != nil {
+		// Ended (its deadline passed) before the claim was answered: the
+		// nodes that took the claim keep the key for a TTL, unless it is
+		// released.
+		if n > 0 {
+			go l.release(context.Background())
+		}
 		return
 	}
 	if n < quorum.Majority(len(granted)) {

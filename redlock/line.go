@@ -40,11 +40,10 @@ type waiter struct {
 	place   atomic.Pointer[string] // its ticket: microseconds of the wall clock when it joined (L1)
 	bell    *wakeup
 	entered atomic.Bool // it may have entries on the nodes: it attempted, or was put in line
-	// value is what each of its attempts in line writes, made at its first
-	// (L12: a release can hand the lock over to it only with a value it
-	// registered before); nil until then. Only its Lock call's goroutine
-	// sets it, before entered.
-	value any
+	// last is its last attempt's value: a leave when it gives up passes on
+	// a lock handed over to it with it (L12). Only its Lock call's
+	// goroutine uses it.
+	last any
 	mine  func() bool
 	out   func()              // leaves the client's queue (L9)
 	leave func(time.Duration) // leaves the line on every node, in the background (L4)
@@ -102,24 +101,19 @@ func (c *Client) ticket() string { return strconv.FormatInt(c.clock.Now().UnixMi
 // undoArgs returns the arguments of the undo of a waiter's failed attempt
 // (line.lua undo): where the attempt took the key, the waiter keeps its
 // place in line (with its current ticket) and the key goes to the first.
-// seq, when not 0, numbers the request (L12).
-func (w *waiter) undoArgs(keys []any, tau time.Duration, seq uint64) []any {
-	args := append(lineKeys(keys), "undo", w.id, w.value, w.ticket(),
+func (w *waiter) undoArgs(keys []any, value any, tau time.Duration) []any {
+	return append(lineKeys(keys), "undo", w.id, value, w.ticket(),
 		lineLifetime(tau).Milliseconds(), reserveFor(tau).Milliseconds())
-	if seq != 0 {
-		args = append(args, seq)
-	}
-	return args
 }
 
-// lineArgs returns the arguments of a waiter's attempt (line.lua take);
-// seq, when not 0, numbers it and registers the waiter's value for a
-// hand-over (L12).
-func (w *waiter) lineArgs(keys []any, cfg *config, seq uint64) []any {
-	args := append(lineKeys(keys), "take", w.id, w.value, cfg.ttl.Milliseconds(),
+// lineArgs returns the arguments of a waiter's attempt (line.lua take) with
+// value; seq, when not 0, numbers it and registers value for a hand-over
+// (L12).
+func (w *waiter) lineArgs(keys []any, value any, cfg *config, seq uint64) []any {
+	args := append(lineKeys(keys), "take", w.id, value, cfg.ttl.Milliseconds(),
 		w.ticket(), lineLifetime(cfg.nodeTimeout).Milliseconds(), cfg.fenceArg())
 	if seq != 0 {
-		args = append(args, seq)
+		args = append(args, seq, handOverLease(cfg.nodeTimeout).Milliseconds())
 	}
 	return args
 }
@@ -147,8 +141,8 @@ func nameKeys(name string) []any {
 // meanwhile (L12); one that took the lock keeps those.
 func (c *Client) leave(name string, w *waiter, tau time.Duration, won *round) {
 	var value any = ""
-	if won == nil && w.value != nil {
-		value = w.value
+	if won == nil && w.last != nil {
+		value = w.last
 	}
 	c.leaveWith(&c.local, name, w, tau, won, append(lineKeys(nameKeys(name)), "leave", w.id, reserveFor(tau).Milliseconds(), value))
 }
@@ -196,7 +190,7 @@ type wakeup struct {
 
 func newWakeup(id string, n int) *wakeup {
 	w := &wakeup{ch: make(chan struct{}, 1), id: id, need: quorum.Majority(n), seen: make([]bool, n)}
-	w.h.void, w.h.got = make([]uint64, n), make([]uint64, n)
+	w.h.got = make([]uint64, n)
 	return w
 }
 

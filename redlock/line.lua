@@ -4,12 +4,12 @@
 -- KEYS[4] the line's grants G (one hash slot). ARGV[1] 'take', 'undo',
 -- 'leave' or 'claim', ARGV[2] waiter id.
 -- take: ARGV[3] value v, ARGV[4] TTL in ms, ARGV[5] ticket, ARGV[6] entry
---   lifetime in ms, ARGV[7] '1' to fence, optionally ARGV[8] seq: the
---   number of this request among the waiter's. The waiter (re)enters the
---   line with its ticket, for the entry lifetime (L3), with seq and v in G
---   when seq is given (a release may then hand L over to it directly, L12),
---   and takes L when L is reserved for it, holds v already (handed over),
---   or is free with nobody ahead of it in line (L2): SET L v PX ttl, and
+--   lifetime in ms, ARGV[7] '1' to fence, optionally ARGV[8] seq, the
+--   number of this attempt among the waiter's, and ARGV[9] lease, in ms.
+--   The waiter (re)enters the line with its ticket, for the entry lifetime
+--   (L3), with "seq:lease:v" in G when seq is given (a release may then
+--   hand L over to it for lease ms, L12), and takes L when L is reserved
+--   for it, or free with nobody ahead of it in line (L2): SET L v PX ttl, and
 --   INCR C when fencing (F1). Returns 1, or the counter when fencing, when
 --   granted; 0 when not. A grant takes its entry out of the line here (L4:
 --   no leave is needed where it was granted); a lock taken on too few
@@ -23,10 +23,10 @@
 --   Returns 1.
 -- undo: a failed attempt's undo (A8). ARGV[3] value v, ARGV[4] the ticket
 --   the waiter has from now on, ARGV[5] entry lifetime in ms, ARGV[6]
---   reservation ms, optionally ARGV[7] seq, as take's. Only where L holds
---   v: the entry takes the new ticket (the back of the line, L7, when the
---   waiter was given one), and L passes to the first in line, or is
---   deleted. Returns 1 when undone, 0 when L did not hold v.
+--   reservation ms. Only where L holds v: the entry takes the new ticket
+--   (the back of the line, L7, when the waiter was given one), and L
+--   passes to the first in line, or is deleted. Returns 1 when undone, 0
+--   when L did not hold v.
 -- claim: a lock handed over to the waiter on a quorum (L12). ARGV[3] v,
 --   ARGV[4] TTL in ms, ARGV[5] reservation ms, optionally the successor as
 --   leave's ARGV[5..7]. The entry is removed, as leave does; where L holds
@@ -45,11 +45,11 @@ local function out(first)
     end
   end
 end
--- register keeps the waiter's value and the request's seq in G, for a
--- release to hand L over with (L12), as long as its entry.
-local function register(v, seq, lifetime)
-  if seq then
-    redis.pcall('HSET', KEYS[4], id, seq .. ':' .. v)
+-- register keeps the attempt's seq, lease and value in G, for a release to
+-- hand L over with (L12), as long as the waiter's entry.
+local function register(v, seq, lease, lifetime)
+  if seq and lease then
+    redis.pcall('HSET', KEYS[4], id, seq .. ':' .. lease .. ':' .. v)
     redis.pcall('PEXPIRE', KEYS[4], 2 * lifetime, 'NX')
     redis.pcall('PEXPIRE', KEYS[4], 2 * lifetime, 'GT')
   end
@@ -81,7 +81,6 @@ if ARGV[1] == 'undo' then
   local now = now_ms()
   if now then
     enter(KEYS[2], id, ARGV[4], tonumber(ARGV[5]), now)
-    register(ARGV[3], ARGV[7], tonumber(ARGV[5]))
   end
   hand(KEYS[1], KEYS[2], KEYS[4], ARGV[6], false)
   return 1
@@ -91,10 +90,10 @@ end
 local now = now_ms()
 if now then
   enter(KEYS[2], id, ARGV[5], tonumber(ARGV[6]), now)
-  register(ARGV[3], ARGV[8], tonumber(ARGV[6]))
+  register(ARGV[3], ARGV[8], ARGV[9], tonumber(ARGV[6]))
 end
 local cur = redis.call('GET', KEYS[1])
-local mine = cur == '~r:' .. id or cur == ARGV[3]
+local mine = cur == '~r:' .. id
 if not mine and cur == false then
   -- First in line, or no line at all: none here, or none readable (L8).
   local h = head(KEYS[2], KEYS[4])

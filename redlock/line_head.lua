@@ -81,9 +81,10 @@ local function channel(k, id)
   return k .. ':released:' .. id
 end
 -- hand gives the lock key L to the head of the line (L2, L12). When the
--- head registered a value in GRANTS (grants, field = its id, value =
--- "seq:value", line.lua take), L becomes that value, for ARGV reserve_ms
--- only: the head holds the lock here without another request, and claims
+-- head registered an attempt in GRANTS (grants, field = its id, value =
+-- "seq:lease:value", line.lua take), L becomes that value, for lease ms
+-- (its own: it counts on it): the head holds the lock here without another
+-- request, and claims
 -- it for its TTL (line.lua claim) once a quorum granted it; the grant is
 -- announced as its id, one space and seq on its client's channel, and its
 -- entry leaves the line here, as a take's grant does (L4). Otherwise L
@@ -98,9 +99,10 @@ local function hand(lock, line, grants, reserve_ms, announce)
     local g = grants and redis.pcall('HGET', grants, h)
     if type(g) == 'string' then
       local sep = string.find(g, ':', 1, true)
+      local sep2 = sep and string.find(g, ':', sep + 1, true)
       -- A grant that cannot be written (a node out of memory refuses SET,
       -- never DEL) falls back to a plain release.
-      if sep and not redis.pcall('SET', lock, string.sub(g, sep + 1), 'PX', reserve_ms).err then
+      if sep2 and not redis.pcall('SET', lock, string.sub(g, sep2 + 1), 'PX', string.sub(g, sep + 1, sep2 - 1)).err then
         redis.pcall('HDEL', line, h)
         redis.pcall('HDEL', grants, h)
         redis.pcall('PUBLISH', channel(lock, h), h .. ' ' .. string.sub(g, 1, sep - 1))
