@@ -43,7 +43,7 @@ type waiter struct {
 	// last is its last attempt's value: a leave when it gives up passes on
 	// a lock handed over to it with it (L12). Only its Lock call's
 	// goroutine uses it.
-	last any
+	last  any
 	mine  func() bool
 	out   func()              // leaves the client's queue (L9)
 	leave func(time.Duration) // leaves the line on every node, in the background (L4)
