@@ -24,6 +24,7 @@ type diffOp struct {
 	args []any
 	wait int64 // > 0: no command; let the node's clock move this many ms
 	desc string
+	raw  bool // a write no client makes (HSET of G), run as the default user
 }
 
 // diffGen makes the random operations of one sequence. Its choices depend
@@ -33,7 +34,7 @@ type diffGen struct {
 	key, line, counter, grants string
 	ids                        []string
 	tickets                    map[string]int64
-	mine                       map[string]string // each waiter's value: one for its whole wait (L12)
+	mine                       map[string]string // each waiter's last attempt's value (waiter.last, L12)
 	values                     []string          // every value written so far, latest last
 	next                       int
 	seq                        uint64 // the last seq sent (L12)
@@ -42,23 +43,14 @@ type diffGen struct {
 // keys are line.lua's keys, as nameKeys lays them out.
 func (g *diffGen) keys() []any { return []any{g.key, g.line, g.counter, g.grants} }
 
-// nextSeq numbers a take or an undo, as wakeup.sent does (L12), two times
-// in three; 0 (none) otherwise.
+// nextSeq numbers a take, as wakeup.sent does (L12), two times in three;
+// 0 (none: no seq, no lease, as with fencing) otherwise.
 func (g *diffGen) nextSeq() uint64 {
 	if g.rnd.IntN(3) == 0 {
 		return 0
 	}
 	g.seq++
 	return g.seq
-}
-
-// waiterValue returns id's value, a new one now and then (a new wait).
-func (g *diffGen) waiterValue(id string) string {
-	if v, ok := g.mine[id]; ok && g.rnd.IntN(8) != 0 {
-		return v
-	}
-	g.mine[id] = g.value()
-	return g.mine[id]
 }
 
 // The durations the operations use, in ms: short ones expire within the
@@ -73,8 +65,8 @@ func (g *diffGen) pick(short ...int64) int64 {
 	return short[g.rnd.IntN(len(short))]
 }
 
-// tau returns a node timeout whose derived lifetime and reservation
-// (4 tau, line.go) are short or long.
+// tau returns a node timeout whose derived lifetime, reservation and
+// hand-over lease (4 tau each, line.go, handover.go) are short or long.
 func (g *diffGen) tau() time.Duration {
 	return time.Duration(g.pick(1, 2, 3)) * time.Millisecond
 }
@@ -120,33 +112,54 @@ func (g *diffGen) op(holds string) diffOp {
 		return args
 	}
 	switch r := g.rnd.IntN(100); {
-	case r < 30: // a waiter's attempt, as Client.attempt makes it (line.go lineArgs), numbered or not (L12)
+	case r < 30: // a waiter's attempt, as Client.attempt makes it (line.go lineArgs), numbered with its lease or not (L12)
 		if g.rnd.IntN(10) == 0 { // it joins again: a new ticket
 			g.tickets[id] = 1_700_000_000_000_000 + g.rnd.Int64N(3)
 		}
 		cfg := config{ttl: time.Duration(g.pick(4, 8, 20)) * time.Millisecond, nodeTimeout: g.tau(), fencing: g.rnd.IntN(3) == 0}
 		w := modelWaiter(id, g.tickets[id])
-		w.value = g.waiterValue(id)
-		args := w.lineArgs(g.keys(), &cfg, g.nextSeq())
+		// A1: a new value per attempt. Now and then one written before, the
+		// key's often, as no client sends: the take must not take the key
+		// for holding it (L12).
+		value := g.value()
+		if g.rnd.IntN(8) == 0 {
+			value = g.oldValue(holds)
+		}
+		g.mine[id] = value
+		args := w.lineArgs(g.keys(), value, &cfg, g.nextSeq())
 		args[0] = lineSrc
 		return diffOp{cmd: "EVAL", args: args, desc: fmt.Sprintf("take %v", args[7:])}
-	case r < 40: // a failed attempt's undo in line (line.go undoArgs), maybe to the back (L7), numbered or not (L12)
+	case r < 40: // a failed attempt's undo in line (line.go undoArgs), maybe to the back (L7)
 		if g.rnd.IntN(3) == 0 {
 			g.tickets[id] = 1_700_000_000_000_003 + g.rnd.Int64N(3)
 		}
 		w := modelWaiter(id, g.tickets[id])
-		w.value = g.oldValue(holds)
+		value := g.oldValue(holds)
 		if v, ok := g.mine[id]; ok && g.rnd.IntN(3) == 0 {
-			w.value = v
+			value = v
 		}
-		args := w.undoArgs(g.keys(), g.tau(), g.nextSeq())
+		args := w.undoArgs(g.keys(), value, g.tau())
 		args[0] = lineSrc
 		return diffOp{cmd: "EVAL", args: args, desc: fmt.Sprintf("undo %v", args[7:])}
-	case r < 52: // a release: Unlock's ('1') or a plain attempt's undo ('0'), as Lock.release lays it out
+	case r < 44: // fields of G no client writes (L12), one per waiter: a lease of any length, or one SET refuses, or none
+		args := []any{g.grants}
+		for _, id := range g.ids {
+			seq := strconv.Itoa(1 + g.rnd.IntN(99))
+			field := seq + ":" + g.value() // no lease
+			switch k := g.rnd.IntN(10); {
+			case k < 4:
+				field = seq + ":" + strconv.FormatInt(g.pick(1, 5, 12, 30), 10) + ":" + g.values[len(g.values)-1]
+			case k < 8:
+				field = seq + ":" + []string{"0", "-4", "", "+7", "07", "x"}[g.rnd.IntN(6)] + ":" + g.values[len(g.values)-1]
+			}
+			args = append(args, id, field)
+		}
+		return diffOp{cmd: "HSET", args: args, desc: fmt.Sprintf("hset G %v", args[1:]), raw: true}
+	case r < 54: // a release: Unlock's ('1') or a plain attempt's undo ('0'), as Lock.release lays it out
 		announce := strconv.Itoa(g.rnd.IntN(2))
 		args := []any{releaseSrc, 3, g.key, g.line, g.grants, g.oldValue(holds), announce, reserveFor(g.tau()).Milliseconds()}
 		return diffOp{cmd: "EVAL", args: args, desc: fmt.Sprintf("release %v", args[5:])}
-	case r < 64: // a waiter leaves, giving back its value (gave up, L12) or not, maybe putting its successor in (Client.leave, L9)
+	case r < 65: // a waiter leaves, giving back its value (gave up, L12) or not, maybe putting its successor in (Client.leave, L9)
 		tau := g.tau()
 		var value any = ""
 		switch v, ok := g.mine[id]; g.rnd.IntN(3) {
@@ -247,7 +260,7 @@ func (d *diffNode) nodeNow(t *testing.T) int64 {
 
 // run sends op, with a look at the state in the same pipeline (or right
 // after it, as the default user), and collects what the release channels
-// got meanwhile.
+// got meanwhile. A raw op runs as the default user.
 func (d *diffNode) run(t *testing.T, op diffOp) diffObs {
 	t.Helper()
 	var (
@@ -256,7 +269,11 @@ func (d *diffNode) run(t *testing.T, op diffOp) diffObs {
 		look  []any
 		err   error
 	)
-	if d.ops == d.conn {
+	ops := d.ops
+	if op.raw {
+		ops = d.conn
+	}
+	if ops == d.conn {
 		d.conn.Send("TIME")
 		d.conn.Send(op.cmd, op.args...)
 		d.conn.Send("EVAL", lookSrc, 4, d.g.key, d.g.line, d.g.counter, d.g.grants)
@@ -271,12 +288,12 @@ func (d *diffNode) run(t *testing.T, op diffOp) diffObs {
 		if tm, err = redis.ByteSlices(d.conn.Do("TIME")); err != nil {
 			t.Fatalf("TIME: %v", err)
 		}
-		reply, err = d.ops.Do(op.cmd, op.args...)
+		reply, err = ops.Do(op.cmd, op.args...)
 	}
 	if err != nil {
 		t.Fatalf("%s: the node answered an error: %v", op.desc, err)
 	}
-	if d.ops == d.conn {
+	if ops == d.conn {
 		look, err = redis.Values(d.conn.Receive())
 	} else {
 		look, err = redis.Values(d.conn.Do("EVAL", lookSrc, 4, d.g.key, d.g.line, d.g.counter, d.g.grants))
@@ -466,20 +483,23 @@ func follow(m *lineNode, op diffOp, o diffObs) (lineNode, string) {
 
 // L1-L9, L12 as the scripts implement them: the Go model of a node
 // (lineNode) is the scripts. Random sequences of 300 commands (2-4
-// waiters' attempts with random tickets, ties included, values (each
-// waiter's mostly the same, L12), TTLs, fencing and entry lifetimes,
-// numbered with a growing seq or not (L12); their undos, of their value or
-// another, with a ticket at the back of the line or not (L7), numbered or
-// not; their leaves, giving back their value, another or none (L12),
+// waiters' attempts with random tickets, ties included, values (a new one
+// per attempt, A1, now and then an old one, the key's often, L12), TTLs,
+// fencing and entry lifetimes, numbered with a growing seq and a lease of
+// 4 tau (short or long) or not (L12); their undos, of their last
+// attempt's value or another, with a ticket at the back of the line or
+// not (L7); their leaves, giving back their value, another or none (L12),
 // alone or putting a successor in (L9); their claims (L12), of their
 // value or another, alone or putting a successor in; releases with and
-// without announcement, of the current value or stale ones; plain and
-// fenced SET NX; and the node's clock moving) run on the model and on a
-// real redis-server through line.lua, release.lua and acquire.lua, with
-// the argument layouts of lineArgs, undoArgs, lineKeys, Client.attempt,
-// Lock.release, Client.leave and Lock.claim, as the default user and, for
-// two of the ten sequences, as a user without the rights to the line
-// (L8). Every reply, every announcement (channel and message) and the
+// without announcement, of the current value or stale ones, with a
+// reservation time unlike the registered leases; plain and fenced SET NX;
+// fields of G no client writes (leases of other lengths, ones SET
+// refuses, none; as the default user); and the node's clock moving) run
+// on the model and on a real redis-server through line.lua, release.lua
+// and acquire.lua, with the argument layouts of lineArgs, undoArgs,
+// lineKeys, Client.attempt, Lock.release, Client.leave and Lock.claim, as
+// the default user and, for two of the ten sequences, as a user without
+// the rights to the line (L8). Every reply, every announcement (channel and message) and the
 // key, the line, G, their expiries and the counter after every command
 // must agree. Expiry is
 // compared exactly, except that the model runs each command at every

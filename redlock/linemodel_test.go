@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,9 +32,9 @@ type lineNode struct {
 	lineExp int64       // the hash's expiry, when lineTTL
 	lineTTL bool        // the hash has an expiry (an undo's HSET can make one without)
 	counter int64       // the fencing counter; 0 when it does not exist
-	// The line's grants G (L12): the hash of the values the waiters
-	// registered for a hand-over, field = id, value = "seq:value", sorted
-	// by id; nil when it does not exist. Its entries have no expiry of
+	// The line's grants G (L12): the hash of the attempts the waiters
+	// registered for a hand-over, field = id, value = "seq:lease:value",
+	// sorted by id; nil when it does not exist. Its entries have no expiry of
 	// their own (live() drops an expired entry's value from G with it);
 	// the hash has one, set as the line's is.
 	grants    []grantEntry
@@ -56,8 +57,8 @@ type lineNode struct {
 	keySet    lineWrite // a claim's PEXPIRE GT of the key (d: its TTL; hadTTL always)
 }
 
-// grantEntry is one field of G: id -> "seq:value", kept as written (hand
-// splits it at its first ':', as line_head.lua does).
+// grantEntry is one field of G: id -> "seq:lease:value", kept as written
+// (hand splits it at its first two ':', as line_head.lua does).
 type grantEntry struct {
 	id string
 	g  string
@@ -96,14 +97,14 @@ var lineBranches = []string{
 	"take: refused, held or reserved for another",
 	"take: refused, free but another is first",
 	"take: fenced grant",
-	"take: granted, holds its value (L12)",
-	"take: registered its value (L12)",
-	"undo: registered its value (L12)",
+	"take: refused, the key holds its value (L12)",
+	"take: registered its attempt (L12)",
 	"head: dropped an expired entry",
 	"head: emptied the line",
 	"hand: reserved for the first in line",
 	"hand: handed over to the first in line (L12)",
 	"hand: handed over, the line emptied (L12)",
+	"hand: a grant it cannot use, deleted (L12)",
 	"hand: deleted, nobody in line, announced",
 	"hand: deleted, nobody in line, silent",
 	"release: not ours",
@@ -288,14 +289,14 @@ func (n *lineNode) ghdel(id string) bool {
 	return true
 }
 
-// register is line.lua's register (L12): with a seq, HSET G id "seq:v",
-// then PEXPIRE G 2*lifetime NX and GT, as the line's. seq "" is none (the
-// argument absent).
-func (n *lineNode) register(c *scriptClock, id, value, seq string, lifetime int64) bool {
-	if seq == "" {
+// register is line.lua's register (L12): with a seq and a lease, HSET G id
+// "seq:lease:v", then PEXPIRE G 2*lifetime NX and GT, as the line's. seq
+// or lease "" is none (the argument absent): nothing is registered.
+func (n *lineNode) register(c *scriptClock, id, value, seq, lease string, lifetime int64) bool {
+	if seq == "" || lease == "" {
 		return false
 	}
-	n.ghset(id, seq+":"+value)
+	n.ghset(id, seq+":"+lease+":"+value)
 	hashExpire(c, lifetime, true, &n.grantsSet, &n.grantsExp, &n.grantsTTL)
 	return true
 }
@@ -352,21 +353,48 @@ func clientChannel(id string) string {
 	return cid
 }
 
-// hand is line_head.lua's hand(): when the first in line registered a
-// value in G (L12), the key becomes that value for reserve ms, the head's
-// entry leaves the line and G, and "id seq" is announced on its client's
-// channel; otherwise a reservation for the first in line for reserve ms,
-// announced with its id on its client's channel (L10); or, with nobody in
-// line, DEL, announced to every waiter with '1' when announce is set. It
-// returns what was published. (force.lua, which passes no G, is not
-// modelled.)
+// splitGrant splits a field of G as hand() does (L12): seq up to the
+// first ':', lease up to the second, the value after it (':' and all); ok
+// is false without two ':'.
+func splitGrant(g string) (seq, lease, value string, ok bool) {
+	seq, rest, ok1 := strings.Cut(g, ":")
+	lease, value, ok2 := strings.Cut(rest, ":")
+	return seq, lease, value, ok1 && ok2
+}
+
+// pxOf is what SET ... PX takes from a script's string argument, from
+// base: an integer as Redis reads one (string2ll: no '+', no leading
+// zero, no space), positive, base + it not overflowing; ok false where SET
+// answers an error.
+func pxOf(s string, base int64) (int64, bool) {
+	digits := strings.TrimPrefix(s, "-")
+	if digits == "" || digits[0] < '1' || digits[0] > '9' || strings.Trim(digits, "0123456789") != "" {
+		return 0, false
+	}
+	ms, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || ms <= 0 || ms > math.MaxInt64-base {
+		return 0, false
+	}
+	return ms, true
+}
+
+// hand is line_head.lua's hand(): when the first in line registered an
+// attempt in G (L12), the key becomes the attempt's value for the lease
+// it registered (SET PX lease), the head's entry leaves the line and G,
+// and "id seq" is announced on its client's channel; otherwise a
+// reservation for the first in line for reserve ms, announced with its id
+// on its client's channel (L10); or, with nobody in line, DEL, announced
+// to every waiter with '1' when announce is set. A field of G without two
+// ':', or with a lease SET refuses, falls through to that DEL, the line
+// and G untouched (the client never writes one). It returns what was
+// published. (force.lua, which passes no G, is not modelled.)
 func (n *lineNode) hand(c *scriptClock, reserve int64, announce bool) announcement {
-	if h := n.head(c); h != "" {
+	h := n.head(c)
+	if h != "" {
 		if g, ok := n.grant(h); ok {
-			// A field without ':' falls through to the DEL (it is never
-			// written: register always writes one).
-			if seq, v, ok := strings.Cut(g, ":"); ok {
-				n.key, n.keyExp, n.pxKey = v, c.mstime()+reserve, reserve
+			seq, lease, v, ok := splitGrant(g)
+			if px, valid := pxOf(lease, c.mstime()); ok && valid {
+				n.key, n.keyExp, n.pxKey = v, c.mstime()+px, px
 				n.hdel(h)
 				n.ghdel(h)
 				n.cov.hit("hand: handed over to the first in line (L12)")
@@ -375,6 +403,7 @@ func (n *lineNode) hand(c *scriptClock, reserve int64, announce bool) announceme
 				}
 				return announcement{releasedSuffix + ":" + clientChannel(h), h + " " + seq}
 			}
+			n.cov.hit("hand: a grant it cannot use, deleted (L12)")
 		} else {
 			n.key, n.keyExp, n.pxKey = "~r:"+h, c.mstime()+reserve, reserve
 			n.cov.hit("hand: reserved for the first in line")
@@ -383,24 +412,30 @@ func (n *lineNode) hand(c *scriptClock, reserve int64, announce bool) announceme
 	}
 	n.key = ""
 	if announce {
-		n.cov.hit("hand: deleted, nobody in line, announced")
+		if h == "" {
+			n.cov.hit("hand: deleted, nobody in line, announced")
+		}
 		return announcement{releasedSuffix, "1"}
 	}
-	n.cov.hit("hand: deleted, nobody in line, silent")
+	if h == "" {
+		n.cov.hit("hand: deleted, nobody in line, silent")
+	}
 	return announcement{}
 }
 
-// take is line.lua's take: (re)enter the line, registering value in G
-// with seq when seq is not "" (L12), then take the key if it is reserved
-// for id, holds value already (handed over, L12), or is free with id first
-// in line. It returns 1 (or the counter, fenced) when granted, 0 when not.
-func (n *lineNode) take(c *scriptClock, id, value string, ttl, ticket, lifetime int64, fence bool, seq string) int64 {
+// take is line.lua's take: (re)enter the line, registering the attempt
+// (seq, lease and value) in G when seq and lease are not "" (L12), then
+// take the key if it is reserved for id, or free with id first in line;
+// never because it holds value (a lock handed over is claimed, not
+// taken: L12). It returns 1 (or the counter, fenced) when granted, 0 when
+// not.
+func (n *lineNode) take(c *scriptClock, id, value string, ttl, ticket, lifetime int64, fence bool, seq, lease string) int64 {
 	n.begin(c.snap)
 	if !n.noRights {
 		n.hset(lineEntry{id: id, ticket: ticket, exp: c.time() + lifetime})
 		n.pexpire(c, lifetime, true)
-		if n.register(c, id, value, seq, lifetime) {
-			n.cov.hit("take: registered its value (L12)")
+		if n.register(c, id, value, seq, lease, lifetime) {
+			n.cov.hit("take: registered its attempt (L12)")
 		}
 	}
 	mine := n.key == "~r:"+id
@@ -408,8 +443,7 @@ func (n *lineNode) take(c *scriptClock, id, value string, ttl, ticket, lifetime 
 	case mine:
 		n.cov.hit("take: granted, reserved for it")
 	case n.key != "" && n.key == value: // GET on a missing key is false, never ''
-		mine = true
-		n.cov.hit("take: granted, holds its value (L12)")
+		n.cov.hit("take: refused, the key holds its value (L12)")
 	case n.key == "":
 		h := n.head(c) // "" when nobody is in line, or it cannot be read (L8)
 		mine = h == "" || h == id
@@ -513,10 +547,10 @@ func (n *lineNode) claim(c *scriptClock, id, value string, ttl, reserve int64, n
 }
 
 // undo is line.lua's undo (A8, L7): where the key holds value, the entry
-// takes ticket (and value is registered in G with seq, when seq is not "",
-// L12), and the key passes to the first in line, silently. It returns 1
-// when undone, 0 when not ours, and what was published.
-func (n *lineNode) undo(c *scriptClock, id, value string, ticket, lifetime, reserve int64, seq string) (reply int64, pub announcement) {
+// takes ticket (registering nothing in G, L12), and the key passes to the
+// first in line, silently. It returns 1 when undone, 0 when not ours, and
+// what was published.
+func (n *lineNode) undo(c *scriptClock, id, value string, ticket, lifetime, reserve int64) (reply int64, pub announcement) {
 	n.begin(c.snap)
 	if value == "" || n.key != value {
 		n.cov.hit("undo: not ours")
@@ -525,9 +559,6 @@ func (n *lineNode) undo(c *scriptClock, id, value string, ticket, lifetime, rese
 	if !n.noRights {
 		n.hset(lineEntry{id: id, ticket: ticket, exp: c.time() + lifetime})
 		n.pexpire(c, lifetime, true)
-		if n.register(c, id, value, seq, lifetime) {
-			n.cov.hit("undo: registered its value (L12)")
-		}
 	}
 	n.cov.hit("undo: new ticket, key handed on")
 	return 1, n.hand(c, reserve, false)
@@ -570,8 +601,9 @@ type evalReply struct {
 
 // eval runs on the model the command the client sends (cmd and args as
 // handed to the pipe: EVALSHA with a script's hash, or EVAL with its
-// source, or SET NX PX GET), decoding its arguments as the scripts do. It
-// fails on a layout it does not know.
+// source, or SET NX PX GET), decoding its arguments as the scripts do; or
+// HSET of a field of G, which the differential test writes as no client
+// does (L12). It fails on a layout it does not know.
 func (n *lineNode) eval(c *scriptClock, cmd string, args []any) (evalReply, error) {
 	s := make([]string, len(args))
 	for i, a := range args {
@@ -611,6 +643,20 @@ func (n *lineNode) eval(c *scriptClock, cmd string, args []any) (evalReply, erro
 		}
 		return evalReply{}, nil
 	}
+	if cmd == "HSET" {
+		if len(s) < 3 || len(s)%2 != 1 || !strings.HasSuffix(s[0], ":line"+grantsSuffix) {
+			return evalReply{}, fmt.Errorf("HSET %q: not HSET grants field value...", s)
+		}
+		n.begin(c.snap)
+		added := int64(0)
+		for i := 1; i < len(s); i += 2 {
+			if _, had := n.grant(s[i]); !had {
+				added++
+			}
+			n.ghset(s[i], s[i+1])
+		}
+		return evalReply{v: added}, nil
+	}
 	if cmd != "EVALSHA" && cmd != "EVAL" || len(s) < 2 {
 		return evalReply{}, fmt.Errorf("command %s: not a script", cmd)
 	}
@@ -640,14 +686,15 @@ func (n *lineNode) eval(c *scriptClock, cmd string, args []any) (evalReply, erro
 		return evalReply{}, fmt.Errorf("%s with keys %q, want %q", script, s[2:2+keys], want)
 	}
 	argv := s[2+keys:]
-	// seq is the optional ARGV that numbers a take or an undo (L12): "" when
-	// absent. The scripts would take an empty one as present; the client
-	// never sends one, and the model does not know it.
-	seq := func(i int) (string, bool) {
+	// seq and lease are the optional ARGV of a take that number it and
+	// give its lease (L12): "" when absent. The scripts would take an empty
+	// one as present; the client never sends one, nor one without the
+	// other, and the model does not know them.
+	seqLease := func(i int) (seq, lease string, ok bool) {
 		if len(argv) <= i {
-			return "", true
+			return "", "", true
 		}
-		return argv[i], argv[i] != ""
+		return argv[i], argv[i+1], argv[i] != "" && argv[i+1] != ""
 	}
 	// next is the optional successor from ARGV index i (L9).
 	next := func(i int) *successor {
@@ -658,14 +705,14 @@ func (n *lineNode) eval(c *scriptClock, cmd string, args []any) (evalReply, erro
 	}
 	var r evalReply
 	switch {
-	case script == "line" && (len(argv) == 7 || len(argv) == 8) && argv[0] == "take":
-		// take id value ttl ticket lifetime fence [seq]
+	case script == "line" && (len(argv) == 7 || len(argv) == 9) && argv[0] == "take":
+		// take id value ttl ticket lifetime fence [seq lease]
 		ttl, ticket, life := num(argv[3]), num(argv[4]), num(argv[5])
-		sq, ok := seq(7)
+		sq, lease, ok := seqLease(7)
 		if bad == nil && ok {
-			r.v = n.take(c, argv[1], argv[2], ttl, ticket, life, argv[6] == "1", sq)
+			r.v = n.take(c, argv[1], argv[2], ttl, ticket, life, argv[6] == "1", sq, lease)
 		} else if bad == nil {
-			return evalReply{}, fmt.Errorf("take with an empty seq: not a layout the model knows")
+			return evalReply{}, fmt.Errorf("take with an empty seq or lease: not a layout the model knows")
 		}
 	case script == "line" && (len(argv) == 4 || len(argv) == 7) && argv[0] == "leave":
 		// leave id reserve value [next-id next-ticket next-lifetime]
@@ -679,14 +726,11 @@ func (n *lineNode) eval(c *scriptClock, cmd string, args []any) (evalReply, erro
 		if bad == nil {
 			r.v, r.pub = n.claim(c, argv[1], argv[2], ttl, reserve, nx)
 		}
-	case script == "line" && (len(argv) == 6 || len(argv) == 7) && argv[0] == "undo":
-		// undo id value ticket lifetime reserve [seq]
+	case script == "line" && len(argv) == 6 && argv[0] == "undo":
+		// undo id value ticket lifetime reserve
 		ticket, life, reserve := num(argv[3]), num(argv[4]), num(argv[5])
-		sq, ok := seq(6)
-		if bad == nil && ok {
-			r.v, r.pub = n.undo(c, argv[1], argv[2], ticket, life, reserve, sq)
-		} else if bad == nil {
-			return evalReply{}, fmt.Errorf("undo with an empty seq: not a layout the model knows")
+		if bad == nil {
+			r.v, r.pub = n.undo(c, argv[1], argv[2], ticket, life, reserve)
 		}
 	case script == "release" && len(argv) == 3:
 		// value announce reserve
@@ -725,7 +769,7 @@ func (n *lineNode) entries() map[string]string {
 	return m
 }
 
-// grantsMap renders G as HGETALL would show it: id -> "seq:value".
+// grantsMap renders G as HGETALL would show it: id -> "seq:lease:value".
 func (n *lineNode) grantsMap() map[string]string {
 	m := make(map[string]string, len(n.grants))
 	for _, e := range n.grants {
@@ -786,7 +830,7 @@ func TestLineModelHandsTheKeyDownTheLine(t *testing.T) {
 		id     string
 		ticket int64
 	}{{"wC", 30}, {"wB", 20}, {"wA", 20}} {
-		if got := n.take(at(1), w.id, "v"+w.id, ttl, w.ticket, life, false, ""); got != 0 {
+		if got := n.take(at(1), w.id, "v"+w.id, ttl, w.ticket, life, false, "", ""); got != 0 {
 			t.Fatalf("%s took a held key", w.id)
 		}
 	}
@@ -796,15 +840,15 @@ func TestLineModelHandsTheKeyDownTheLine(t *testing.T) {
 	if ok, _ := n.setNX(at(3), "barger", ttl); ok {
 		t.Fatal("SET NX took a reservation (L5, L2)")
 	}
-	if got := n.take(at(3), "wB", "vwB", ttl, 20, life, false, ""); got != 0 {
+	if got := n.take(at(3), "wB", "vwB", ttl, 20, life, false, "", ""); got != 0 {
 		t.Fatal("wB took the reservation for wA")
 	}
 	// wA takes it, fails elsewhere, and undoes it going to the back (L7):
 	// the key goes to wB.
-	if got := n.take(at(4), "wA", "vwA", ttl, 20, life, false, ""); got != 1 {
+	if got := n.take(at(4), "wA", "vwA", ttl, 20, life, false, "", ""); got != 1 {
 		t.Fatal("wA could not take its reservation")
 	}
-	if got, pub := n.undo(at(4), "wA", "vwA", 40, life, reserve, ""); got != 1 || pub.msg != "wB" || n.key != "~r:wB" {
+	if got, pub := n.undo(at(4), "wA", "vwA", 40, life, reserve); got != 1 || pub.msg != "wB" || n.key != "~r:wB" {
 		t.Fatalf("undo = %d, published %q, key %q; want 1, wB, ~r:wB", got, pub, n.key)
 	}
 	// wB gives up, putting its client's next waiter wD in with ticket 25
@@ -812,7 +856,7 @@ func TestLineModelHandsTheKeyDownTheLine(t *testing.T) {
 	if _, pub := n.leave(at(5), "wB", "", reserve, &successor{"wD", 25, life}); pub.msg != "wD" || n.key != "~r:wD" {
 		t.Fatalf("leave published %q, key %q; want wD, ~r:wD", pub, n.key)
 	}
-	if got := n.take(at(6), "wD", "vwD", ttl, 25, life, false, ""); got != 1 || n.key != "vwD" {
+	if got := n.take(at(6), "wD", "vwD", ttl, 25, life, false, "", ""); got != 1 || n.key != "vwD" {
 		t.Fatalf("wD's take = %d, key %q", got, n.key)
 	}
 	// wC and wA stop attempting; wD leaves and releases after their
@@ -825,71 +869,113 @@ func TestLineModelHandsTheKeyDownTheLine(t *testing.T) {
 }
 
 // L12 on the model, on a hand-written sequence: a release hands the lock
-// over to the first in line when it registered its value (a take or an
-// undo with a seq), announcing its id and that seq on its client's
-// channel, and takes it out of the line and G; a first in line that
-// registered nothing gets a reservation (L2); the waiter's next take finds
-// its value and is granted; a claim makes it last its TTL, never less;
-// a waiter that gives up gives back a lock handed over to it; an entry
-// that expired leaves the line when it is read, but not G; an undo that
-// leaves its waiter first hands the lock over to it.
+// over to the first in line when it registered an attempt (a take with a
+// seq and a lease), for that lease (not the releaser's reservation time),
+// announcing its id and that seq on its client's channel, and takes it out
+// of the line and G; a first in line that registered nothing gets a
+// reservation (L2); the waiter's next take, with its next attempt's value
+// or even with the value handed over, is refused (a lock handed over is
+// claimed, never taken: values are per attempt, A1) and registers the new
+// attempt; a claim makes it last its TTL, never less; a waiter that gives
+// up gives back a lock handed over to it; an entry that expired leaves the
+// line when it is read, and G with it; an undo registers nothing, so it
+// leaves its waiter a reservation, not a hand-over; a field of G that is
+// not "seq:lease:value" with a lease SET takes (never written by a
+// client) hands nothing over: the key is deleted.
 func TestLineModelHandsTheLockOver(t *testing.T) {
 	var n lineNode
-	const ttl, life, reserve = 10_000, 200, 200
+	const ttl, life, reserve, lease = 10_000, 200, 200, 60
 	if ok, _ := n.setNX(at(0), "h", ttl); !ok {
 		t.Fatal("the first SET NX was refused")
 	}
-	n.take(at(1), "wA", "vA", ttl, 20, life, false, "1")
-	n.take(at(1), "wK.B", "vB", ttl, 10, life, false, "") // first, registered nothing
-	if g, ok := n.grant("wA"); !ok || g != "1:vA" || n.grantsExp != 1+2*life {
+	n.take(at(1), "wA", "vA1", ttl, 20, life, false, "1", "60")
+	n.take(at(1), "wK.B", "vB", ttl, 10, life, false, "", "") // first, registered nothing
+	if g, ok := n.grant("wA"); !ok || g != "1:60:vA1" || n.grantsExp != 1+2*life {
 		t.Fatalf("wA's take registered %q (%v); node %v", g, ok, &n)
 	}
-	if _, pub := n.release(at(2), "h", true, reserve); n.key != "~r:wK.B" || pub != (announcement{":released:wK", "wK.B"}) {
+	if _, ok := n.grant("wK.B"); ok {
+		t.Fatalf("a take without seq and lease registered: %v", &n)
+	}
+	if _, pub := n.release(at(2), "h", true, reserve); n.key != "~r:wK.B" || n.keyExp != 2+reserve || pub != (announcement{":released:wK", "wK.B"}) {
 		t.Fatalf("release published %v; node %v; want a reservation for wK.B (L2)", pub, &n)
 	}
-	// wK.B gives up: its reservation passes to wA, which registered vA.
-	if _, pub := n.leave(at(3), "wK.B", "vB", reserve, nil); n.key != "vA" || n.keyExp != 3+reserve || pub != (announcement{":released:wA", "wA 1"}) {
-		t.Fatalf("leave published %v; node %v; want the lock handed over to wA with seq 1", pub, &n)
+	// wK.B gives up: its reservation passes to wA, which registered vA1 with
+	// a lease of 60 ms: the key holds vA1 for those 60 ms.
+	if _, pub := n.leave(at(3), "wK.B", "vB", reserve, nil); n.key != "vA1" || n.keyExp != 3+lease || pub != (announcement{":released:wA", "wA 1"}) {
+		t.Fatalf("leave published %v; node %v; want the lock handed over to wA with seq 1 for its lease", pub, &n)
 	}
 	if n.entry("wA") >= 0 || n.grants != nil {
 		t.Fatalf("wA is still in line or G after the hand-over: %v", &n)
 	}
-	// Its next take finds its value: granted, for its TTL.
-	if got := n.take(at(4), "wA", "vA", ttl, 20, life, false, "2"); got != 1 || n.keyExp != 4+ttl || n.grants != nil || n.line != nil {
-		t.Fatalf("wA's take of the lock handed over = %d; node %v", got, &n)
+	// A take is refused where the key holds its value (the one handed
+	// over, sent again as no client does), and so is wA's next attempt,
+	// with its own new value; it is back in line, that attempt registered.
+	if m := n.clone(); m.take(at(4), "wA", "vA1", ttl, 20, life, false, "2", "60") != 0 {
+		t.Fatalf("a take granted by the key holding its value; node %v", &n)
 	}
-	// wC registers, and is handed the lock at wA's release; it claims it.
-	n.take(at(5), "wC", "vC", ttl, 30, life, false, "3")
-	if _, pub := n.release(at(6), "vA", true, reserve); n.key != "vC" || pub.msg != "wC 3" {
-		t.Fatalf("release published %v; node %v", pub, &n)
+	if got := n.take(at(4), "wA", "vA2", ttl, 20, life, false, "2", "60"); got != 0 || n.key != "vA1" || n.keyExp != 3+lease {
+		t.Fatalf("wA's next attempt on the lock handed over = %d; node %v", got, &n)
 	}
-	if got, pub := n.claim(at(7), "wC", "vC", ttl, reserve, nil); got != 1 || n.keyExp != 7+ttl || pub != (announcement{}) {
-		t.Fatalf("wC's claim = %d, published %v; node %v", got, pub, &n)
+	if g, _ := n.grant("wA"); g != "2:60:vA2" || n.entry("wA") < 0 {
+		t.Fatalf("wA's next attempt did not register: %v", &n)
 	}
-	if got, _ := n.claim(at(8), "wC", "vC", 5, reserve, nil); got != 1 || n.keyExp != 7+ttl {
+	// It claims the lock handed over: the key lasts its TTL, and wA is out
+	// of the line and G.
+	if got, pub := n.claim(at(5), "wA", "vA1", ttl, reserve, nil); got != 1 || n.keyExp != 5+ttl || pub != (announcement{}) || n.line != nil || n.grants != nil {
+		t.Fatalf("wA's claim = %d, published %v; node %v", got, pub, &n)
+	}
+	if got, _ := n.claim(at(6), "wA", "vA1", 5, reserve, nil); got != 1 || n.keyExp != 5+ttl {
 		t.Fatalf("a claim for less = %d; node %v: the expiry must not move earlier (PEXPIRE GT)", got, &n)
 	}
+	// wC registers, and is handed the lock at wA's release, for its own
+	// lease; it claims it.
+	n.take(at(6), "wC", "vC", ttl, 30, life, false, "3", "80")
+	if _, pub := n.release(at(7), "vA1", true, reserve); n.key != "vC" || n.keyExp != 7+80 || pub.msg != "wC 3" {
+		t.Fatalf("release published %v; node %v", pub, &n)
+	}
+	if got, _ := n.claim(at(8), "wC", "vC", ttl, reserve, nil); got != 1 || n.keyExp != 8+ttl {
+		t.Fatalf("wC's claim = %d; node %v", got, &n)
+	}
 	// wD registers and stops: its entry expires, and the release that reads
-	// the line drops it there, and its value from G.
-	n.take(at(9), "wD", "vD", ttl, 40, 5, false, "4")
+	// the line drops it there, and its attempt from G.
+	n.take(at(9), "wD", "vD", ttl, 40, 5, false, "4", "60")
 	if got, pub := n.release(at(14), "vC", true, reserve); got != 1 || n.key != "" || n.line != nil || pub != (announcement{releasedSuffix, "1"}) {
 		t.Fatalf("release = %d, published %v; node %v", got, pub, &n)
 	}
 	if g, ok := n.grant("wD"); ok {
-		t.Fatalf("G kept wD's value %q after its entry expired: %v", g, &n)
+		t.Fatalf("G kept wD's attempt %q after its entry expired: %v", g, &n)
 	}
-	// wE takes the free key, fails elsewhere, and undoes it numbered: it is
-	// still the first in line, so the lock is handed over to it, silently
-	// to others, announced to it.
-	if got := n.take(at(21), "wE", "vE", ttl, 50, life, false, "5"); got != 1 {
+	// wE takes the free key (the grant takes it out of the line and G),
+	// fails elsewhere, and undoes it: it is back in line, first, but
+	// registered nothing, so the key is reserved for it (L2), silently to
+	// others, announced to it.
+	if got := n.take(at(21), "wE", "vE", ttl, 50, life, false, "5", "60"); got != 1 || n.grants != nil {
 		t.Fatalf("wE's take of the free key = %d; node %v", got, &n)
 	}
-	if got, pub := n.undo(at(22), "wE", "vE", 50, life, reserve, "6"); got != 1 || n.key != "vE" || n.keyExp != 22+reserve || pub != (announcement{":released:wE", "wE 6"}) || n.entry("wE") >= 0 {
-		t.Fatalf("undo = %d, published %v; node %v", got, pub, &n)
+	if got, pub := n.undo(at(22), "wE", "vE", 50, life, reserve); got != 1 || n.key != "~r:wE" || n.keyExp != 22+reserve || pub != (announcement{":released:wE", "wE"}) || n.grants != nil {
+		t.Fatalf("undo = %d, published %v; node %v; want a reservation for wE, nothing registered", got, pub, &n)
 	}
-	// It gives up: the lock handed over to it goes to nobody.
+	// It gives up: the reservation goes to nobody.
 	if _, pub := n.leave(at(23), "wE", "vE", reserve, nil); n.key != "" || pub != (announcement{releasedSuffix, "1"}) {
 		t.Fatalf("leave published %v; node %v", pub, &n)
+	}
+	// A field of G without a lease (two ':'), or with one SET refuses:
+	// the release deletes the key, announced to every waiter, and leaves
+	// the line and G as they were.
+	for _, g := range []string{"6:vF", "6:0:vF", "6::vF", "6:+9:vF", "6:09:vF"} {
+		m := lineNode{key: "h", keyExp: 100}
+		m.hset(lineEntry{id: "wF", ticket: 60, exp: 100})
+		m.ghset("wF", g)
+		if got, pub := m.release(at(24), "h", true, reserve); got != 1 || m.key != "" || pub != (announcement{releasedSuffix, "1"}) || m.entry("wF") < 0 || m.grants == nil {
+			t.Fatalf("G field %q: release = %d, published %v; node %v", g, got, pub, &m)
+		}
+	}
+	// The value is what follows the second ':', ':' and all.
+	m := lineNode{key: "h", keyExp: 100}
+	m.hset(lineEntry{id: "wF", ticket: 60, exp: 100})
+	m.ghset("wF", "6:9:v:F")
+	if _, pub := m.release(at(24), "h", true, reserve); m.key != "v:F" || m.keyExp != 24+9 || pub.msg != "wF 6" {
+		t.Fatalf("G field \"6:9:v:F\": published %v; node %v", pub, &m)
 	}
 }
 
@@ -903,9 +989,16 @@ var (
 	caseTickets = map[string]int64{"w1": 10, "w2": 20, "w3": 20} // w2 and w3 tie: the id decides
 )
 
-// caseValue is the value waiter id's attempts write (L12: one for its
-// whole wait), and what it registers in G; "n" is a plain SET NX's.
+// caseValue is the value of waiter id's attempt: what its take writes
+// (and registers in G, with a seq), what a hand-over of the attempt it
+// registered in a state (seq 7, lease caseLease) gives it, and what its
+// claim, or its leave when it gives up, gives back (L12); "n" is a plain
+// SET NX's.
 func caseValue(id string) string { return "n" + id }
+
+// The leases of the small world's attempts (L12), both unlike the
+// reservation's: registered in a state, and by a take with a seq.
+const caseLease, caseTakeLease = "60", "70"
 
 // Kinds of the node-level commands.
 const (
@@ -934,7 +1027,7 @@ type nodeOp struct {
 // the rights to the line) and every command.
 func nodeCases() ([]lineNode, []nodeOp) {
 	const now, ttl, life, reserve, back = caseNow, caseTTL, caseLife, caseReserve, caseBack
-	const seq = "9" // the seq of the commands that register (L12)
+	const seq = "9" // the seq of the takes that register (L12)
 	ids, tickets := caseIDs, caseTickets
 	var keys []lineNode
 	keys = append(keys, lineNode{})
@@ -961,7 +1054,7 @@ func nodeCases() ([]lineNode, []nodeOp) {
 							n.line = append(n.line, lineEntry{id, tickets[id], now + 3})
 						}
 						if gmask>>j&1 == 1 {
-							n.grants = append(n.grants, grantEntry{id, "7:" + caseValue(id)})
+							n.grants = append(n.grants, grantEntry{id, "7:" + caseLease + ":" + caseValue(id)})
 						}
 					}
 					if n.line != nil {
@@ -983,7 +1076,7 @@ func nodeCases() ([]lineNode, []nodeOp) {
 		gone := func(m map[string]int64, g map[string]string, _, _ bool) { delete(m, id); delete(g, id) }
 		ops = append(ops,
 			op{"take " + id, opTake, func(n *lineNode) (int64, announcement) {
-				return n.take(at(now), id, v, ttl, tickets[id], life, false, ""), announcement{}
+				return n.take(at(now), id, v, ttl, tickets[id], life, false, "", ""), announcement{}
 			}, id, "", func(m map[string]int64, g map[string]string, _, granted bool) {
 				if granted { // L4: served here, out of the line (and G) here
 					delete(m, id)
@@ -992,34 +1085,27 @@ func nodeCases() ([]lineNode, []nodeOp) {
 					m[id] = tickets[id]
 				}
 			}},
-			op{"take " + id + " seq " + seq, opTake, func(n *lineNode) (int64, announcement) {
-				return n.take(at(now), id, v, ttl, tickets[id], life, false, seq), announcement{}
+			op{"take " + id + " seq " + seq + " lease " + caseTakeLease, opTake, func(n *lineNode) (int64, announcement) {
+				return n.take(at(now), id, v, ttl, tickets[id], life, false, seq, caseTakeLease), announcement{}
 			}, id, "", func(m map[string]int64, g map[string]string, _, granted bool) {
 				if granted {
 					delete(m, id)
 					delete(g, id)
 				} else {
 					m[id] = tickets[id]
-					g[id] = seq + ":" + v
+					g[id] = seq + ":" + caseTakeLease + ":" + v
 				}
 			}},
 			op{"leave " + id, opLeave, func(n *lineNode) (int64, announcement) { return n.leave(at(now), id, "", reserve, nil) }, id, "", gone},
 			op{"leave " + id + " giving up " + v, opLeave, func(n *lineNode) (int64, announcement) { return n.leave(at(now), id, v, reserve, nil) }, id, v, gone},
 			op{"claim " + v + " " + id, opClaim, func(n *lineNode) (int64, announcement) { return n.claim(at(now), id, v, ttl, reserve, nil) }, id, "", gone},
-			op{"undo v " + id, opUndo, func(n *lineNode) (int64, announcement) { return n.undo(at(now), id, "v", back, life, reserve, "") }, id, "v",
+			op{"undo v " + id, opUndo, func(n *lineNode) (int64, announcement) { return n.undo(at(now), id, "v", back, life, reserve) }, id, "v",
 				func(m map[string]int64, _ map[string]string, ours, _ bool) {
-					if ours {
+					if ours { // in line again, registering nothing (L12)
 						m[id] = back
 					}
 				}},
-			op{"undo v " + id + " seq " + seq, opUndo, func(n *lineNode) (int64, announcement) { return n.undo(at(now), id, "v", back, life, reserve, seq) }, id, "v",
-				func(m map[string]int64, g map[string]string, ours, _ bool) {
-					if ours {
-						m[id] = back
-						g[id] = seq + ":v"
-					}
-				}},
-			op{"undo x " + id, opUndo, func(n *lineNode) (int64, announcement) { return n.undo(at(now), id, "x", back, life, reserve, "") }, id, "x", noChange})
+			op{"undo x " + id, opUndo, func(n *lineNode) (int64, announcement) { return n.undo(at(now), id, "x", back, life, reserve) }, id, "x", noChange})
 		for _, next := range ids {
 			if next != id {
 				ops = append(ops, op{"leave " + id + " for " + next, opLeave, func(n *lineNode) (int64, announcement) {
@@ -1061,34 +1147,39 @@ func (o *nodeOp) writes() string {
 // every state of a node's key (free; a lock, a lock handed over to a
 // waiter, or a reservation for one of three waiters, live, at its last
 // live instant, or expired), line (each waiter absent, expired, at the
-// edge, or alive) and G (each waiter's value registered or not, L12), and
-// every command the client sends (each waiter's attempt in line, with
-// and without a seq; its undo of the lock's value, with and without a
-// seq, or of another, sending it to the back; its leave, alone, putting
-// another waiter in, or giving back its value; its claim; a release of
-// the lock's value with and without announcement, of another value; a
-// plain SET NX), with and without the rights to the line (L8). Checked on
-// the model, which the differential test proves to be the scripts:
+// edge, or alive) and G (each waiter's attempt registered, with its seq,
+// lease and value, or not, L12), and every command the client sends (each
+// waiter's attempt in line, with and without a seq and a lease; its undo
+// of the lock's value, or of another, sending it to the back; its leave,
+// alone, putting another waiter in, or giving back its value; its claim;
+// a release of the lock's value with and without announcement, of another
+// value; a plain SET NX), with and without the rights to the line (L8).
+// Checked on the model, which the differential test proves to be the
+// scripts:
 //   - a live lock is changed only by the release or the undo of its value,
 //     or by the leave of a waiter that gives it back (L12);
 //   - a grant happens only on a key free (or expired) to a plain SET NX or
-//     to the first in line, on a key reserved for the waiter, or on one
-//     that holds its value already (handed over, L12);
+//     to the first in line, or on a key reserved for the waiter; never on
+//     a key that holds the attempt's value (a lock handed over is claimed,
+//     not taken: L12);
 //   - a new reservation names the first live waiter in line, one that
-//     registered no value, and is made only by the release or undo of a
+//     registered no attempt, and is made only by the release or undo of a
 //     live lock, or by the leave or claim of the waiter it was for; a live
 //     reservation ends only by its waiter's grant, leave or claim;
 //   - L12: a hand-over (announced as "id seq") gives the first live waiter
-//     in line the value it registered with that seq, takes it out of the
-//     line and G, and is made only where a reservation would have been;
-//     a key gets a new value otherwise only by a grant; a claim answers 1
-//     exactly where the key holds its value, and never shortens it;
+//     in line the value of the attempt it registered with that seq, for
+//     the lease it registered (not the reservation's time), takes it out
+//     of the line and G, and is made only where a reservation would have
+//     been; a key gets a new value otherwise only by a grant; a claim
+//     answers 1 exactly where the key holds its value, and never shortens
+//     it;
 //   - the live entries after a command are those before, with the
 //     attempting (or undoing) waiter's renewed for its lifetime, or gone
 //     when its attempt was granted (L4), the leaving (or claiming) waiter's
-//     gone and its successor's in; G's, with the value of the waiter that
-//     registered one in, the leaving, claiming, granted or handed-over
-//     waiter's gone, and those of the expired entries the command dropped.
+//     gone and its successor's in; G's, with the attempt of the waiter
+//     whose take registered one in (an undo registers nothing), the
+//     leaving, claiming, granted or handed-over waiter's gone, and those
+//     of the expired entries the command dropped.
 func TestLineModelNeverAddsAGrant(t *testing.T) {
 	const now = caseNow
 	states, ops := nodeCases()
@@ -1143,8 +1234,8 @@ func TestLineModelNeverAddsAGrant(t *testing.T) {
 					fail("handed over to %s without the rights to the line", h)
 				case h != first(want):
 					fail("handed over to %s, but the first in line is %q", h, first(want))
-				case wantG[h] != seq+":"+n.key:
-					fail("handed over to %s as %q with seq %s, but it registered %q", h, n.key, seq, wantG[h])
+				case !handedAs(wantG[h], seq, n.key, n.keyExp-now):
+					fail("handed over to %s as %q with seq %s for %d ms, but it registered %q", h, n.key, seq, n.keyExp-now, wantG[h])
 				case pub.suffix != releasedSuffix+":"+clientChannel(h):
 					fail("handed over to %s, announced on %q", h, pub.suffix)
 				case !ours && !passes:
@@ -1178,7 +1269,10 @@ func TestLineModelNeverAddsAGrant(t *testing.T) {
 			case strings.HasPrefix(liveKey, "~r:") && !(o.id == liveKey[3:] && (granted || passes)):
 				fail("a live reservation for %s ended", liveKey[3:])
 			}
-			if w := o.writes(); granted != (w != "" && n.key == w) {
+			// Granted exactly where the key now holds the value written, and
+			// did not before (a take is not granted by the key holding its
+			// value, L12).
+			if w := o.writes(); granted != (w != "" && n.key == w && liveKey != w) {
 				fail("reply granted=%v, key %q", granted, n.key)
 			}
 			if granted {
@@ -1191,7 +1285,6 @@ func TestLineModelNeverAddsAGrant(t *testing.T) {
 				switch {
 				case o.kind == opSet && liveKey == "":
 				case o.id != "" && liveKey == "~r:"+o.id:
-				case o.id != "" && liveKey != "" && liveKey == o.writes(): // handed over to it (L12)
 				case o.id != "" && liveKey == "" && first(read) == o.id:
 				case o.id != "" && liveKey == "" && noRights: // no line here: plain Redlock (L8)
 				default:
@@ -1229,6 +1322,13 @@ func TestLineModelNeverAddsAGrant(t *testing.T) {
 	t.Logf("%d node states and commands checked", cases)
 }
 
+// handedAs says whether a hand-over announced with seq that set the key to
+// value for px ms is what the field g of G registered (L12).
+func handedAs(g, seq, value string, px int64) bool {
+	s, lease, v, ok := splitGrant(g)
+	return ok && s == seq && v == value && lease == strconv.FormatInt(px, 10)
+}
+
 // L8: without the rights to the line's commands a node is plain Redlock:
 // a release deletes the key (announcing '1'), an undo deletes it silently,
 // a leave changes nothing (unless it gives back the value the key holds:
@@ -1240,7 +1340,7 @@ func TestLineModelWithoutRightsIsPlainRedlock(t *testing.T) {
 	if ok, _ := n.setNX(at(0), "h", 1000); !ok {
 		t.Fatal("SET NX of a free key refused")
 	}
-	if got := n.take(at(1), "w1", "v1", 1000, 10, 200, false, "1"); got != 0 || n.key != "h" || n.line != nil || n.grants != nil {
+	if got := n.take(at(1), "w1", "v1", 1000, 10, 200, false, "1", "800"); got != 0 || n.key != "h" || n.line != nil || n.grants != nil {
 		t.Fatalf("an attempt in line on a held key = %d; node %v", got, &n)
 	}
 	if got, pub := n.release(at(2), "h", true, 200); got != 1 || n.key != "" || pub != (announcement{releasedSuffix, "1"}) {
@@ -1250,10 +1350,10 @@ func TestLineModelWithoutRightsIsPlainRedlock(t *testing.T) {
 		t.Fatalf("leave published %v; node %v", pub, &n)
 	}
 	n.setNX(at(4), "v0", 1000)
-	if got, pub := n.undo(at(5), "w1", "v0", 30, 200, 200, "2"); got != 1 || n.key != "" || pub != (announcement{}) {
+	if got, pub := n.undo(at(5), "w1", "v0", 30, 200, 200); got != 1 || n.key != "" || pub != (announcement{}) {
 		t.Fatalf("undo = %d, published %v; node %v", got, pub, &n)
 	}
-	if got := n.take(at(6), "w1", "v1", 1000, 10, 200, false, "3"); got != 1 || n.key != "v1" || n.grants != nil {
+	if got := n.take(at(6), "w1", "v1", 1000, 10, 200, false, "3", "800"); got != 1 || n.key != "v1" || n.grants != nil {
 		t.Fatalf("an attempt in line on a free key, the line unreadable = %d; node %v: want it granted (L8)", got, &n)
 	}
 	if got, pub := n.claim(at(7), "w1", "v1", 5000, 200, &successor{"w2", 20, 200}); got != 1 || n.keyExp != 5007 || n.line != nil || pub != (announcement{}) {

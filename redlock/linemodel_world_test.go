@@ -48,9 +48,10 @@ import (
 //     attempt: Client.leave passes a value on where a node holds it, L12).
 //
 // The hand-over of L12 is not explored: the clients' attempts carry no
-// seq (as with fencing), so no value is registered in G, and a release
-// reserves the lock for the first in line (L2). The hand-over is checked
-// at the node level (TestLineModelNeverAddsAGrant, the differential test).
+// seq and no lease (as with fencing), so no attempt is registered in G,
+// and a release reserves the lock for the first in line (L2). The
+// hand-over is checked at the node level (TestLineModelNeverAddsAGrant,
+// the differential test) and on the client (linemodel_bridge_test.go).
 //
 // Each client has one Lock caller: the hand-over between a client's own
 // waiters (L9, the successor put in by the leave) is checked at the node
@@ -793,9 +794,9 @@ func (w *world) run(c, i int, m modelMsg, reply bool, x *explorer) {
 	case mSet:
 		granted, _ = n.setNX(&clk, v, cfg.ttlQ)
 	case mTake:
-		granted = n.take(&clk, waiterID(c), v, cfg.ttlQ, m.ticket, cfg.life, false, "") > 0
+		granted = n.take(&clk, waiterID(c), v, cfg.ttlQ, m.ticket, cfg.life, false, "", "") > 0
 	case mUndo:
-		r, pub = n.undo(&clk, waiterID(c), v, m.ticket, cfg.life, cfg.reserve, "")
+		r, pub = n.undo(&clk, waiterID(c), v, m.ticket, cfg.life, cfg.reserve)
 	case mRelease0, mUnlock:
 		r, pub = n.release(&clk, v, m.kind == mUnlock, cfg.reserve)
 	case mLeave:
