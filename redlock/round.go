@@ -33,7 +33,7 @@ type round struct {
 	done    chan struct{}
 	ctxErr  error // the caller's context ended the wait
 
-	answered int                  // replies in, before the decision or after
+	answered int                          // replies in, before the decision or after
 	then     func(finals []quorum.Result) // whenAnswered's, until every node answered
 	// finals holds each node's answer, also one that came after the
 	// decision (the slots are not written then: callers read them
