@@ -429,14 +429,33 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 		release = w.undoArgs(keys, value, cfg.nodeTimeout)
 	}
 	bg := c.background()
+	undo := func(i int) {
+		c.nodes[i].Do(pipe.Request{Cmd: "EVALSHA", Args: release, Timeout: cfg.nodeTimeout, H: bg, Node: i})
+	}
 	for i, s := range r.slots {
-		if s.res != quorum.Refused {
+		switch {
+		case s.res == quorum.Refused:
+		case s.res == quorum.Pending && seq != 0:
+			// L12: a node still silent gets the undo once it answers,
+			// unless it refused: an undo that finds nothing of this
+			// attempt would pass on a hand-over of it.
+		default:
 			if seq != 0 {
-				// L12: the undo passes on a hand-over of this attempt.
-				w.bell.undoing(i, seq)
+				w.bell.undoing(seq) // before the undo is queued
 			}
-			c.nodes[i].Do(pipe.Request{Cmd: "EVALSHA", Args: release, Timeout: cfg.nodeTimeout, H: bg, Node: i})
+			undo(i)
 		}
+	}
+	if seq != 0 {
+		r.whenAnswered(func(finals []quorum.Result) {
+			for i, f := range finals {
+				if r.slots[i].res == quorum.Pending && f != quorum.Refused {
+					w.bell.undoing(seq)
+					undo(i)
+				}
+			}
+			w.bell.settle(seq) // no undo anywhere: its hand-overs count
+		})
 	}
 	qe := r.attemptError(name, ok, expired, fenceErrs, fenceCtxErr)
 	if c.observed() {

@@ -20,7 +20,7 @@ func LineTake(do func(cmd string, args ...any) (any, error), name, id string, ti
 	args := []any{lineSrc, 4, LockKey(name), LineKey(name), CounterKey(name), GrantsKey(name), "take", id, "dead-waiter-value",
 		10000, ticket, lifetime.Milliseconds(), "0"}
 	if seq != 0 {
-		args = append(args, seq)
+		args = append(args, seq, lifetime.Milliseconds()) // a lease of the entry's lifetime
 	}
 	return do("EVAL", args...)
 }

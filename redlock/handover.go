@@ -14,130 +14,107 @@ import (
 // line sets the key to that value for the lease only, and announces the
 // waiter's id and that seq: the node wrote the key after it ran attempt
 // seq, so after the waiter read T1 for it, and keeps it until at least
-// T1(seq) + lease on its clock. Once a quorum of nodes handed it the value
-// of one attempt that way, within that time, the waiter holds the lock:
-// Lock returns after one release and one announcement, instead of a
+// T1(seq) + lease on its clock. The waiter counts hand-overs of its latest
+// attempt only (a newer attempt takes an older one's key as its own), and
+// only once every node has answered that attempt and none needs its undo
+// (A8): the attempt's value is then on no node but by a hand-over. Once a
+// quorum of nodes handed it over, within that time, the waiter holds the
+// lock: Lock returns after one release and one announcement, instead of a
 // release, an announcement, an attempt and its reply. It then claims the
-// lock for its TTL (line.lua claim), which also takes it out of the line
-// on every node (L4).
+// lock for its TTL (line.lua claim), which also takes it out of the line on
+// every node (L4).
 
-// seqWindow is how many of a waiter's attempts it remembers: a hand-over
-// of an older one is not counted (its lease ended long ago, or nearly).
-const seqWindow = 64
-
-// attemptRec is what a waiter remembers of one of its attempts in line.
-type attemptRec struct {
-	seq    uint64
-	t1     time.Time
-	value  any
-	undone []bool // the nodes its undo went to: they pass a hand-over of it on
+// lastAttempt is what a waiter knows of its latest attempt in line and of the
+// hand-overs of it; guarded by its wakeup's mu.
+type lastAttempt struct {
+	seq     uint64    // the attempt's number; 0 before the first
+	t1      time.Time // its T1
+	value   any
+	settled bool     // every node answered it, and none needs its undo
+	undone  bool     // its undo went to some node: no hand-over of it counts
+	got     []uint64 // per node: the seq of its latest hand-over announced
 }
 
-// handovers is what a waiter knows of the locks handed over to it, and of
-// its numbered attempts; guarded by its wakeup's mu.
-type handovers struct {
-	seq  uint64                // the last attempt's seq; 0 before the first
-	recs [seqWindow]attemptRec // recs[s % seqWindow]: attempt s
-	got  []uint64              // per node: the seq of its latest hand-over, 0 for none
-}
-
-// sent numbers an attempt whose T1 is t1 and whose value is value: T1 read
-// before it is queued (A2).
+// sent numbers a new attempt, whose T1 is t1 (read before it is queued,
+// A2) and value value; it returns its seq.
 func (w *wakeup) sent(t1 time.Time, value any) uint64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.h.seq++
-	w.h.recs[w.h.seq%seqWindow] = attemptRec{seq: w.h.seq, t1: t1, value: value}
-	return w.h.seq
+	h := &w.h
+	h.seq, h.t1, h.value, h.settled, h.undone = h.seq+1, t1, value, false, false
+	return h.seq
 }
 
-// rec returns attempt seq's record, or nil when it is unknown or too old;
-// w.mu is held.
-func (h *handovers) rec(seq uint64) *attemptRec {
-	r := &h.recs[seq%seqWindow]
-	if seq == 0 || r.seq != seq {
-		return nil
-	}
-	return r
-}
-
-// undoing records that the undo of attempt seq goes to node i: the node
-// passes on the attempt's value wherever it finds it (line.lua undo), a
-// hand-over of it included, before or after, so none from node i counts.
-// Called before the undo is queued: the value is the attempt's own (A1),
-// so an undo that arrives late, even after later attempts, touches
-// nothing else.
-func (w *wakeup) undoing(i int, seq uint64) {
+// undoing records that attempt seq's undo goes to some node: its value may
+// be there, by its take, and so no hand-over of it counts (the undo passes
+// it on, however late it arrives).
+func (w *wakeup) undoing(seq uint64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	r := w.h.rec(seq)
-	if r == nil {
-		return
+	if w.h.seq == seq {
+		w.h.undone = true
 	}
-	if r.undone == nil {
-		r.undone = make([]bool, len(w.h.got))
-	}
-	r.undone[i] = true
 }
 
-// handedOver takes node i's announcement that it handed the lock over to
-// this waiter with attempt seq's value; it rings the waiter once a quorum
-// of nodes has, with one attempt's value.
-func (w *wakeup) handedOver(i int, seq uint64) {
+// settle records that every node answered attempt seq and none needs its
+// undo; it rings the waiter if a quorum has handed the attempt over.
+func (w *wakeup) settle(seq uint64) {
 	w.mu.Lock()
-	h := &w.h
-	r := h.rec(seq)
-	if r == nil || r.undone != nil && r.undone[i] {
-		w.mu.Unlock()
-		return
-	}
-	h.got[i] = seq // a node's announcements come in the order it made them
-	n := 0
-	for _, g := range h.got {
-		if g == seq {
-			n++
-		}
+	ring := false
+	if w.h.seq == seq && !w.h.undone {
+		w.h.settled = true
+		ring = w.h.handedLocked() >= w.need
 	}
 	w.mu.Unlock()
-	if n >= w.need {
+	if ring {
 		w.ring()
 	}
 }
 
-// held reports whether a quorum of nodes handed the lock over to the waiter
-// with the value of one attempt, and still holds it at now: for lease past
-// the attempt's T1 (the lease already less the drift, A7). It returns the
-// latest such attempt's value, the end of its lease, and the nodes that
-// count.
+// handedOver takes node i's announcement that it handed the lock over to
+// this waiter with attempt seq's value; it rings the waiter once a quorum
+// of nodes has, for its latest attempt: the hand-overs count once it is
+// settled, and otherwise its next attempt takes them as its own.
+func (w *wakeup) handedOver(i int, seq uint64) {
+	w.mu.Lock()
+	h := &w.h
+	h.got[i] = seq // a node's announcements come in the order it made them
+	ring := h.handedLocked() >= w.need
+	w.mu.Unlock()
+	if ring {
+		w.ring()
+	}
+}
+
+// handedLocked counts the nodes that handed the latest attempt over.
+func (h *lastAttempt) handedLocked() int {
+	n := 0
+	for _, g := range h.got {
+		if g == h.seq {
+			n++
+		}
+	}
+	return n
+}
+
+// held reports whether a quorum of nodes handed the waiter's latest
+// attempt over, settled, and still holds it at now: for lease past its T1
+// (the lease already less the drift, A7). It returns the attempt's value,
+// the end of its lease, and the nodes that count.
 func (w *wakeup) held(now time.Time, lease time.Duration) (value any, until time.Time, t quorum.Tally, ok bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	h := &w.h
-	var best *attemptRec
-	count := 0
-	for _, s := range h.got {
-		r := h.rec(s)
-		if r == nil || (best != nil && s <= best.seq) || !now.Before(r.t1.Add(lease)) {
-			continue
-		}
-		n := 0
-		for i, g := range h.got {
-			if g == s && (r.undone == nil || !r.undone[i]) {
-				n++
-			}
-		}
-		if n >= w.need {
-			best, count = r, n
-		}
-	}
-	if best == nil {
+	n := h.handedLocked()
+	until = h.t1.Add(lease)
+	if h.seq == 0 || !h.settled || h.undone || n < w.need || !now.Before(until) {
 		return nil, until, t, false
 	}
 	t = quorum.NewTally(len(h.got))
-	for range count {
+	for range n {
 		t.Add(quorum.Granted)
 	}
-	return best.value, best.t1.Add(lease), t, true
+	return h.value, until, t, true
 }
 
 // handOver parses a hand-over's announcement: the waiter's id, one space,
@@ -171,10 +148,10 @@ func (c *Client) handedOver(ctx context.Context, name string, cfg *config, w *wa
 	c.stats.handOvers.Add(1)
 	keys := nameKeys(name)
 	l := newLock(c, name, keys[0], value, 0, cfg, now, until)
-	l.claim(keys, w, cfg)
-	if c.observed() {
+	if c.observed() { // O1: held before the claim can end it
 		c.attempted(ctx, name, cfg, t, 0, 0, nil)
 	}
+	l.claim(keys, w, cfg)
 	return l
 }
 
@@ -198,17 +175,16 @@ func (l *Lock) claim(keys []any, w *waiter, cfg *config) {
 		}
 		te := c.clock.Now() // E3: read before sending
 		r := c.newRound(nil, 0, tau, "EVALSHA").post(context.Background(), "EVALSHA", args)
-		r.whenAnswered(func(granted []bool) { l.claimed(te, granted) })
+		r.whenAnswered(func(finals []quorum.Result) { l.claimed(te, finals) })
 	})
 }
 
 // claimed moves Until after a claim sent at te, once every node answered.
-func (l *Lock) claimed(te time.Time, granted []bool) {
-	n := 0
-	for _, g := range granted {
-		if g {
-			n++
-		}
+func (l *Lock) claimed(te time.Time, finals []quorum.Result) {
+	granted, maybe := 0, false
+	for _, f := range finals {
+		granted += b2i(f == quorum.Granted)
+		maybe = maybe || f != quorum.Refused
 	}
 	l.mu.Lock()
 	defer l.unlock()
@@ -218,18 +194,18 @@ func (l *Lock) claimed(te time.Time, granted []bool) {
 	}
 	if l.err != nil {
 		// Ended (its deadline passed) before the claim was answered: the
-		// nodes that took the claim keep the key for a TTL, unless it is
-		// released.
-		if n > 0 {
+		// nodes that took the claim, or may have, keep the key for a TTL,
+		// unless it is released.
+		if maybe {
 			go l.release(context.Background())
 		}
 		return
 	}
-	if n < quorum.Majority(len(granted)) {
+	if granted < quorum.Majority(len(finals)) {
 		// The lock ends at the hand-over's Until, and is released then
 		// (expireLocked), watched or not: a claim that timed out may
 		// still have been applied, and left the keys for a TTL.
-		l.endCause = &LockLostError{Name: l.name, Reason: "its hand-over could not be claimed on a quorum", kind: LostExtendFailed}
+		l.releaseAtEnd = true
 		if l.expiry != nil {
 			l.expiry.Stop()
 		}
@@ -241,4 +217,11 @@ func (l *Lock) claimed(te time.Time, granted []bool) {
 		l.until = until
 		l.armLocked()
 	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

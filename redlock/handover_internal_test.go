@@ -7,12 +7,13 @@ import (
 )
 
 // L12: what a waiter counts of the hand-overs announced to it, on the
-// fake clock: a quorum of nodes that handed it the value of one attempt,
-// each holding the key for the lease past that attempt's T1; never
-// hand-overs of different attempts (different values, A1) added together;
-// not a node that the attempt's undo went to (the undo passes the value
-// on, before or after the hand-over); nor an unknown, too old or malformed
-// attempt, nor one for another waiter.
+// fake clock: a quorum of nodes that handed over its latest attempt, once
+// every node answered that attempt and none needed its undo, each holding
+// the key for the lease past the attempt's T1; never an older attempt (a
+// newer one takes its key as its own), never an attempt whose undo went
+// anywhere (a late undo would pass the key on), nor an announcement for
+// another waiter or a malformed one. A quorum of hand-overs rings the
+// waiter even when they do not count: its next attempt takes them.
 func TestHandOverCountsAQuorumWithinTheLease(t *testing.T) {
 	const lease = 200 * time.Millisecond
 	t0 := time.Unix(1_800_000_000, 0)
@@ -28,77 +29,93 @@ func TestHandOverCountsAQuorumWithinTheLease(t *testing.T) {
 			return false
 		}
 	}
+	held := func(w *wakeup, at time.Time) (any, time.Time, bool) {
+		v, until, _, ok := w.held(at, lease)
+		return v, until, ok
+	}
 
-	t.Run("a quorum of one attempt, until its T1 plus the lease", func(t *testing.T) {
+	t.Run("a quorum of the settled latest attempt, until its T1 plus the lease", func(t *testing.T) {
 		w := newWakeup("wC.1", 5)
 		s1 := w.sent(ms(0), "v1")
-		s2 := w.sent(ms(50), "v2")
+		w.settle(s1)
 		announce(w, 0, s1)
 		announce(w, 1, s1)
-		announce(w, 2, s2)
-		announce(w, 3, s2)
-		if rung(w) {
-			t.Fatal("rung by hand-overs of two attempts, two nodes each")
+		if _, _, ok := held(w, ms(10)); ok || rung(w) {
+			t.Fatal("held or rung with 2 hand-overs of 5 nodes")
 		}
-		if _, _, _, ok := w.held(ms(60), lease); ok {
-			t.Fatal("held with hand-overs of two values added together")
-		}
-		announce(w, 4, s2)
+		announce(w, 2, s1)
 		if !rung(w) {
-			t.Fatal("not rung by a quorum of hand-overs of one attempt")
+			t.Fatal("not rung by a quorum of hand-overs")
 		}
-		v, until, tally, ok := w.held(ms(60), lease)
-		if !ok || v != "v2" || !until.Equal(ms(50).Add(lease)) || tally.Granted != 3 {
-			t.Fatalf("held = %v, %v, %d granted, %v; want v2, T1(2)+lease, 3", v, until, tally.Granted, ok)
+		v, until, tally, ok := w.held(ms(10), lease)
+		if !ok || v != "v1" || !until.Equal(ms(0).Add(lease)) || tally.Granted != 3 {
+			t.Fatalf("held = %v, %v, %d granted, %v; want v1, T1+lease, 3", v, until, tally.Granted, ok)
 		}
-		if _, _, _, ok := w.held(ms(250), lease); ok {
+		if _, _, ok := held(w, ms(200)); ok {
 			t.Fatal("held at the end of the lease")
 		}
 	})
 
-	t.Run("an undo voids its attempt's hand-overs on its nodes", func(t *testing.T) {
+	t.Run("not before every node answered the attempt", func(t *testing.T) {
 		w := newWakeup("wC.2", 3)
 		s1 := w.sent(ms(0), "v1")
 		announce(w, 0, s1)
-		w.undoing(0, s1) // the attempt failed: its undo goes to nodes 0 and 1
-		w.undoing(1, s1)
-		announce(w, 1, s1) // a hand-over that the undo passes on, or did
-		announce(w, 2, s1)
-		if _, _, _, ok := w.held(ms(20), lease); ok {
-			t.Fatal("held with hand-overs that the attempt's undo passes on")
+		announce(w, 1, s1)
+		if !rung(w) {
+			t.Fatal("not rung by a quorum of hand-overs: its next attempt takes them")
 		}
-		s2 := w.sent(ms(30), "v2") // the next attempt: its undo did not touch it
-		announce(w, 0, s2)
-		announce(w, 1, s2)
-		if v, _, _, ok := w.held(ms(40), lease); !ok || v != "v2" {
-			t.Fatalf("held = %v, %v; want attempt 2's hand-overs of nodes 0 and 1", v, ok)
+		if _, _, ok := held(w, ms(10)); ok {
+			t.Fatal("held before every node answered the attempt")
+		}
+		w.settle(s1)
+		if v, _, ok := held(w, ms(10)); !ok || v != "v1" {
+			t.Fatalf("held = %v, %v once settled; want v1", v, ok)
 		}
 	})
 
-	t.Run("unknown, too old, malformed or another's", func(t *testing.T) {
+	t.Run("an attempt whose undo went anywhere never counts", func(t *testing.T) {
 		w := newWakeup("wC.3", 3)
-		first := w.sent(ms(0), "v")
-		for i := 1; i <= seqWindow; i++ { // attempt 1 is forgotten
-			w.sent(ms(i), "v")
-		}
-		last := w.seq()
-		announce(w, 0, first)
-		announce(w, 0, last+1) // never made
-		announce(w, 0, 0)
-		w.announced(1, fmt.Appendf(nil, "wC.33 %d", last)) // another waiter of the client
-		w.announced(1, fmt.Appendf(nil, "wC.3 x"))
-		w.announced(2, fmt.Appendf(nil, "wC.3 %d", last)) // counts
-		if got := w.handedCount(); got != 1 {
-			t.Fatalf("%d nodes counted, want 1 (node 2)", got)
+		s1 := w.sent(ms(0), "v1")
+		w.undoing(s1)
+		w.settle(s1)
+		announce(w, 0, s1)
+		announce(w, 1, s1)
+		announce(w, 2, s1)
+		if _, _, ok := held(w, ms(10)); ok {
+			t.Fatal("held with hand-overs of an attempt whose undo may pass them on")
 		}
 	})
-}
 
-// seq returns the number of the waiter's last numbered request.
-func (w *wakeup) seq() uint64 {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.h.seq
+	t.Run("only the latest attempt", func(t *testing.T) {
+		w := newWakeup("wC.4", 3)
+		s1 := w.sent(ms(0), "v1")
+		w.settle(s1)
+		announce(w, 0, s1)
+		s2 := w.sent(ms(50), "v2") // its take may take s1's keys as its own
+		announce(w, 1, s1)
+		w.settle(s1) // late: s1 is no longer the latest
+		if _, _, ok := held(w, ms(60)); ok {
+			t.Fatal("held with hand-overs of an attempt before the latest")
+		}
+		w.settle(s2)
+		announce(w, 0, s2)
+		announce(w, 2, s2)
+		if v, until, ok := held(w, ms(60)); !ok || v != "v2" || !until.Equal(ms(50).Add(lease)) {
+			t.Fatalf("held = %v, %v, %v; want v2 until T1(2)+lease", v, until, ok)
+		}
+	})
+
+	t.Run("another waiter's, or malformed", func(t *testing.T) {
+		w := newWakeup("wC.5", 3)
+		s1 := w.sent(ms(0), "v1")
+		w.settle(s1)
+		w.announced(0, fmt.Appendf(nil, "wC.55 %d", s1)) // another waiter of the client
+		w.announced(1, fmt.Appendf(nil, "wC.5 x"))
+		w.announced(1, fmt.Appendf(nil, "wC.5 %d", s1)) // counts
+		if got := w.handedCount(); got != 1 {
+			t.Fatalf("%d nodes counted, want 1 (node 1)", got)
+		}
+	})
 }
 
 // handedCount returns how many nodes' hand-overs the waiter knows of.

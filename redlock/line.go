@@ -153,10 +153,10 @@ func (c *Client) leave(name string, w *waiter, tau time.Duration, won *round) {
 // same request (L9): its id, ticket and entry lifetime are appended to
 // args.
 func (c *Client) leaveWith(q *queue, name string, w *waiter, tau time.Duration, won *round, args []any) {
-	send := func(skip []bool) {
+	send := func(skip []quorum.Result) {
 		bg := c.background()
 		for i, n := range c.nodes { // never blocks (C1)
-			if skip == nil || !skip[i] {
+			if skip == nil || skip[i] != quorum.Granted {
 				n.Do(pipe.Request{Cmd: "EVALSHA", Args: args, Timeout: tau, H: bg, Node: i})
 			}
 		}
@@ -184,8 +184,8 @@ type wakeup struct {
 	need int           // reservations that ring it: a quorum
 
 	mu   sync.Mutex
-	seen []bool    // the nodes that reserved the lock for it since reset
-	h    handovers // the locks handed over to it (L12)
+	seen []bool      // the nodes that reserved the lock for it since reset
+	h    lastAttempt // its latest attempt in line, and the locks handed over to it (L12)
 }
 
 func newWakeup(id string, n int) *wakeup {

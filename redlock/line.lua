@@ -7,9 +7,10 @@
 --   lifetime in ms, ARGV[7] '1' to fence, optionally ARGV[8] seq, the
 --   number of this attempt among the waiter's, and ARGV[9] lease, in ms.
 --   The waiter (re)enters the line with its ticket, for the entry lifetime
---   (L3), with "seq:lease:v" in G when seq is given (a release may then
---   hand L over to it for lease ms, L12), and takes L when L is reserved
---   for it, or free with nobody ahead of it in line (L2): SET L v PX ttl, and
+--   (L3), with "seq:lease:v" in G when seq is given and newer than the one
+--   there (a release may then hand L over to it for lease ms, L12), and
+--   takes L when L is reserved for it, handed over to an older attempt of
+--   its own, or free with nobody ahead of it in line (L2): SET L v PX ttl, and
 --   INCR C when fencing (F1). Returns 1, or the counter when fencing, when
 --   granted; 0 when not. A grant takes its entry out of the line here (L4:
 --   no leave is needed where it was granted); a lock taken on too few
@@ -85,15 +86,32 @@ if ARGV[1] == 'undo' then
   hand(KEYS[1], KEYS[2], KEYS[4], ARGV[6], false)
   return 1
 end
+-- The attempt the waiter registered before, and the value a release may
+-- have handed over to it (L12): a newer attempt takes that key as its own
+-- (the waiter counts hand-overs of its latest attempt only); an older one,
+-- arriving late, neither takes it nor registers.
+local seq = tonumber(ARGV[8])
+local newer, handed = seq ~= nil, nil
+local g = redis.pcall('HGET', KEYS[4], id)
+if type(g) == 'string' then
+  local sep = string.find(g, ':', 1, true)
+  local sep2 = sep and string.find(g, ':', sep + 1, true)
+  if sep2 then
+    newer = seq ~= nil and seq > (tonumber(string.sub(g, 1, sep - 1)) or 0)
+    handed = string.sub(g, sep2 + 1)
+  end
+end
 -- (Re)enter the line first, granted or not: every node then holds every
 -- live waiter, whether its key was free, held or reserved (L3, L6).
 local now = now_ms()
 if now then
   enter(KEYS[2], id, ARGV[5], tonumber(ARGV[6]), now)
-  register(ARGV[3], ARGV[8], ARGV[9], tonumber(ARGV[6]))
+  if newer then
+    register(ARGV[3], ARGV[8], ARGV[9], tonumber(ARGV[6]))
+  end
 end
 local cur = redis.call('GET', KEYS[1])
-local mine = cur == '~r:' .. id
+local mine = cur == '~r:' .. id or (newer and cur == handed)
 if not mine and cur == false then
   -- First in line, or no line at all: none here, or none readable (L8).
   local h = head(KEYS[2], KEYS[4])

@@ -84,10 +84,11 @@ end
 -- head registered an attempt in GRANTS (grants, field = its id, value =
 -- "seq:lease:value", line.lua take), L becomes that value, for lease ms
 -- (its own: it counts on it): the head holds the lock here without another
--- request, and claims
--- it for its TTL (line.lua claim) once a quorum granted it; the grant is
--- announced as its id, one space and seq on its client's channel, and its
--- entry leaves the line here, as a take's grant does (L4). Otherwise L
+-- request, and claims it for its TTL (line.lua claim), which takes it out
+-- of the line, once a quorum handed it over; the hand-over is announced as
+-- its id, one space and seq on its client's channel. Its entry and G's
+-- value stay until then (or until the entry expires, L3), so that its
+-- next attempt takes the key as its own. Otherwise L
 -- becomes a reservation that only the head can turn into its lock, for
 -- reserve_ms, announced with its id (channel(L, id), L10; the other
 -- waiters sleep on). With nobody in line it deletes L and announces '1' on
@@ -103,8 +104,6 @@ local function hand(lock, line, grants, reserve_ms, announce)
       -- A grant that cannot be written (a node out of memory refuses SET,
       -- never DEL) falls back to a plain release.
       if sep2 and not redis.pcall('SET', lock, string.sub(g, sep2 + 1), 'PX', string.sub(g, sep + 1, sep2 - 1)).err then
-        redis.pcall('HDEL', line, h)
-        redis.pcall('HDEL', grants, h)
         redis.pcall('PUBLISH', channel(lock, h), h .. ' ' .. string.sub(g, 1, sep - 1))
         return
       end

@@ -103,6 +103,7 @@ func waitBehind(t *testing.T, c *redistest.Cluster, holder, waiter *redlock.Clie
 	if err != nil {
 		t.Fatal(err)
 	}
+	heldEverywhere(t, c, name)
 	if before != nil {
 		before()
 	}
@@ -146,6 +147,7 @@ func TestLineServesInArrivalOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	heldEverywhere(t, c, name)
 	got := make([]<-chan *redlock.Lock, waiters)
 	for i := range waiters {
 		got[i] = waitForLock(t.Context(), newClient(t, c, opts...), name)
@@ -304,6 +306,7 @@ func TestLineSurvivesALostRegistration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	heldEverywhere(t, c, name)
 	first := waitForLock(t.Context(), newClient(t, c, opts...), name)
 	inLine(t, c, name, 1)
 	second := waitForLock(t.Context(), newClient(t, c, opts...), name)
@@ -391,6 +394,7 @@ func TestHeadThatCannotCompleteGoesToTheBack(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			heldEverywhere(t, c, name)
 			stuckCtx, stopStuck := context.WithCancel(t.Context())
 			defer stopStuck()
 			stuckDone := waitForLock(stuckCtx, stuck, name)
@@ -465,6 +469,7 @@ func TestLineWithoutItsRightsFallsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	heldEverywhere(t, c, name)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	got := waitForLock(ctx, waiter, name)
@@ -514,6 +519,7 @@ func TestClientsOwnWaitersKeepArrivalOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	heldEverywhere(t, c, name)
 	a1 := waitForLock(t.Context(), one, name)
 	inLine(t, c, name, 1)
 	a2 := waitForLock(t.Context(), one, name) // the same client's second waiter
@@ -599,6 +605,7 @@ func TestReleaseWithWaitersOnANodeOutOfMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	heldEverywhere(t, c, name)
 	got := waitForLock(t.Context(), waiter, name)
 	inLine(t, c, name, 1)
 	for _, n := range c.Nodes() {
@@ -713,6 +720,7 @@ func TestLockBehindOwnWaiterAttemptsFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	heldEverywhere(t, c, name)
 	defer l.Unlock(context.Background())
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()

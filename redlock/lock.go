@@ -31,14 +31,15 @@ type Lock struct {
 	// other one (the PEXPIRE that ran last), a deadline past the keys.
 	extendMu sync.Mutex
 
-	mu       sync.Mutex
-	until    time.Time     // local deadline, monotonic (H1)
-	held     bool          // false once Unlock was called
-	err      error         // why the lock ended; nil while held
-	endCause error         // why the lock will end at until (max hold), or nil
-	done     chan struct{} // made on first Done (or by auto-extension)
-	expiry   clock.Timer   // closes done at until (H2), while done exists (or the client is observed)
-	lost     error         // a loss not yet reported to the observers (unlock)
+	mu           sync.Mutex
+	until        time.Time     // local deadline, monotonic (H1)
+	held         bool          // false once Unlock was called
+	err          error         // why the lock ended; nil while held
+	endCause     error         // why the lock will end at until (max hold), or nil
+	releaseAtEnd bool          // release the keys when until passes: a hand-over's claim failed (L12)
+	done         chan struct{} // made on first Done (or by auto-extension)
+	expiry       clock.Timer   // closes done at until (H2), while done exists (or the client is observed)
+	lost         error         // a loss not yet reported to the observers (unlock)
 }
 
 // errUnlocked is Err after Unlock.
@@ -151,9 +152,10 @@ func (l *Lock) expireLocked() {
 		cause = &LockLostError{Name: l.name, Reason: "reached its deadline without an extension", kind: LostExpired}
 	}
 	l.endLocked(cause) // R2: invalidated locally before anything is sent
-	if l.endCause != nil && l.held {
-		// Auto-extension stopped at the max hold: release the keys now
-		// rather than leave them to expire on the nodes' clocks.
+	if (l.endCause != nil || l.releaseAtEnd) && l.held {
+		// Auto-extension stopped at the max hold, or a hand-over's claim
+		// failed (L12): release the keys now rather than leave them to
+		// expire on the nodes' clocks.
 		go l.release(context.Background())
 	}
 }

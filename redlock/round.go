@@ -33,8 +33,8 @@ type round struct {
 	done    chan struct{}
 	ctxErr  error // the caller's context ended the wait
 
-	answered int                  // replies in, before the decision or after
-	then     func(granted []bool) // whenAnswered's, until every node answered
+	answered int                          // replies in, before the decision or after
+	then     func(finals []quorum.Result) // whenAnswered's, until every node answered
 	// finals holds each node's answer, also one that came after the
 	// decision (the slots are not written then: callers read them
 	// unlocked once the round is decided); in finalBuf up to 8 nodes.
@@ -91,40 +91,37 @@ func (r *round) Reply(i int, v any, err error) {
 	}
 	r.finals[i] = s.res
 	r.answered++
-	then, granted := r.answeredLocked()
+	then, finals := r.answeredLocked()
 	r.mu.Unlock()
 	if then != nil {
-		then(granted)
+		then(finals)
 	}
 }
 
 // whenAnswered calls then once every node has answered the round (the pipe
 // answers each request exactly once, at its deadline at the latest), at
-// once if they all have, with which nodes granted it, before the decision
-// or after it: L4's leave goes only where the waiter's take was not granted.
-func (r *round) whenAnswered(then func(granted []bool)) {
+// once if they all have, with each node's answer, before the decision or
+// after it: L4's leave goes only where the waiter's take was not granted,
+// and L12's undo only where it was not refused.
+func (r *round) whenAnswered(then func(finals []quorum.Result)) {
 	r.mu.Lock()
 	r.then = then
-	then, granted := r.answeredLocked()
+	then, finals := r.answeredLocked()
 	r.mu.Unlock()
 	if then != nil {
-		then(granted)
+		then(finals)
 	}
 }
 
 // answeredLocked takes whenAnswered's function once every node answered,
-// with the nodes that granted.
-func (r *round) answeredLocked() (func([]bool), []bool) {
+// with a copy of the answers.
+func (r *round) answeredLocked() (func([]quorum.Result), []quorum.Result) {
 	if r.then == nil || r.answered < len(r.slots) {
 		return nil, nil
 	}
 	then := r.then
 	r.then = nil
-	granted := make([]bool, len(r.slots))
-	for i := range r.slots {
-		granted[i] = r.finals[i] == quorum.Granted
-	}
-	return then, granted
+	return then, append([]quorum.Result(nil), r.finals...)
 }
 
 // decidedLocked reports whether the round's outcome is known: with choose,

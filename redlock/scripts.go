@@ -77,7 +77,7 @@ func LineKey(name string) string { return LockKey(name) + ":line" }
 
 // GrantsKey returns the Redis key of the values that the waiters in the line
 // of lock name registered for a hand-over: LineKey(name) + ":grants", a hash
-// (field = waiter id, value = "seq:value") that lives as long as the line
+// (field = waiter id, value = "seq:lease:value") that lives as long as the line
 // (ALGORITHM.md L12). It holds secrets: like the lock key, it is for the
 // scripts only.
 func GrantsKey(name string) string { return LineKey(name) + grantsSuffix }
