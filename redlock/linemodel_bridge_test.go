@@ -222,22 +222,23 @@ func (p *modelPool) attemptOf(w *waiter) (seq, lease, value string, ok bool) {
 }
 
 // A8, L2, L4, L7, L12 on the real client (client.go attempt, Lock.release,
-// Client.leave and gaveUp, Client.handedOver and Lock.claim) against nodes
-// that answer as the model does: the client's argument layouts are the
-// ones the model (and so the scripts) read; a waiter's attempt registers
-// it everywhere (and, not fenced, its seq, its lease of 4 tau and its
-// value in G, L12); a failed attempt in line undoes its grant only where
-// it was not refused, with line.lua undo and its ticket unchanged when a
-// node refused it; a release reserves for the first in line where the key
+// Client.leave and gaveUp) against nodes that answer as the model does:
+// the client's argument layouts are the ones the model (and so the
+// scripts) read; a waiter's attempt registers it everywhere (and, not
+// fenced, its seq, its lease of 4 tau and its value in G, L12); a failed
+// attempt in line undoes its grant only where it was not refused, with
+// line.lua undo and its ticket unchanged when a node refused it: at once
+// where it was granted, and, fenced, where it had not answered; not
+// fenced, a node that had not answered gets the undo only if it does not
+// refuse (L12); a release reserves for the first in line where the key
 // was the holder's (fenced: no attempt registered, L2), or hands it over
-// to it for the lease it registered (L12); the waiter takes the
-// reservations, or, a quorum having handed it over its first attempt's
-// value, holds the lock with that value and claims it (its next attempt,
-// with a value of its own, is refused by the keys handed over: they are
-// claimed, never taken); a success in line leaves the line on every node;
-// an undo registers nothing, and leaves its waiter a reservation; giving
-// up leaves too, passing a reservation on. This ties the client model of
-// the interleaving tests to the code.
+// to it for the lease it registered (L12), its entry and G's field
+// staying; the waiter's next attempt takes the reservations, or the keys
+// handed over to its earlier attempt, as its own (L12); a success in line
+// leaves the line on every node that did not grant it; an undo registers
+// nothing, and leaves its waiter a reservation; giving up leaves too,
+// passing a reservation on. This ties the client model of the
+// interleaving tests to the code.
 func TestLineModelFollowsTheClient(t *testing.T) {
 	t.Run("fenced, reservations (L2)", func(t *testing.T) { followTheClient(t, true) })
 	// L12: the waiters register their attempts; releases hand the lock over.
@@ -287,8 +288,9 @@ func followTheClient(t *testing.T, fencing bool) {
 	// A waiter in line is refused everywhere, and registered everywhere
 	// (with its attempt, unless fenced: L12); refused everywhere, it undoes
 	// nothing (A8). Node 2 is slow: the attempt is decided at the second
-	// refusal (A6), and node 2, which had not answered yet, gets the undo
-	// (A8) after the take, and finds nothing of ours.
+	// refusal (A6); fenced, node 2, which had not answered yet, gets the
+	// undo (A8) after the take, and it finds nothing of ours; not fenced,
+	// the undo waits for node 2's answer, a refusal: none is sent (L12).
 	w := c.join(name)
 	defer w.stop()
 	resume := nodes[2].hold(t)
@@ -311,11 +313,14 @@ func followTheClient(t *testing.T, fencing bool) {
 		}
 		seqs[i] = seq
 	}
-	checkUndo(t, nodes[2].ran(t), w.id)
+	if fencing {
+		checkUndo(t, nodes[2].ran(t), w.id)
+	}
 	// Node 2 holds another value (another holder's, say): the release
 	// reserves nodes 0 and 1 for the waiter, announced to it alone; or,
 	// with its attempt registered, hands them over to it (L12) for the
-	// lease it registered, announced to it alone with the attempt's seq.
+	// lease it registered, announced to it alone with the attempt's seq,
+	// its entry and G's field staying.
 	nodes[2].set(func(n *lineNode) { n.key = "another" })
 	if err := holder.Unlock(t.Context()); err != nil {
 		t.Fatalf("Unlock with 2 of 3 nodes: %v", err)
@@ -323,75 +328,40 @@ func followTheClient(t *testing.T, fencing bool) {
 	for i := range 2 {
 		got := expect(i, "release")
 		n := nodes[i].state()
+		_, still := registered(i, w, v1)
 		switch {
 		case fencing && (n.key != "~r:"+w.id || !strings.HasSuffix(got, "announced "+w.id+" on "+releasedSuffix+":"+c.chanID)):
 			t.Fatalf("node %d after the release (%s): %v", i, got, &n)
 		case !fencing && (n.key != fmt.Sprint(v1) || n.keyExp != nodes[i].clock()+handOverLease(tau).Milliseconds() ||
-			!strings.HasSuffix(got, "announced "+w.id+" "+seqs[i]+" on "+releasedSuffix+":"+c.chanID) || n.entry(w.id) >= 0):
-			t.Fatalf("node %d after the release (%s): %v, want it handed over to %s for %s ms (L12)", i, got, &n, w.id, lease)
-		case !fencing:
-			if _, _, _, ok := nodes[i].attemptOf(w); ok {
-				t.Fatalf("node %d: the waiter handed the lock is still in G: %v", i, &n)
-			}
+			!strings.HasSuffix(got, "announced "+w.id+" "+seqs[i]+" on "+releasedSuffix+":"+c.chanID) || n.entry(w.id) < 0 || !still):
+			t.Fatalf("node %d after the release (%s): %v, want it handed over to %s for %s ms, in line and G still (L12)", i, got, &n, w.id, lease)
 		}
 	}
 	if got := expect(2, "release"); strings.Contains(got, "announced") {
 		t.Fatalf("node 2 announced a release that was not ours: %s", got)
 	}
-	var l *Lock
-	if fencing {
-		// The waiter takes the two reservations: a lock. The grants took it
-		// out of the line on nodes 0 and 1; it leaves the line on node 2,
-		// where its take was refused, alone (L4), giving back no value.
-		l, err = c.attempt(t.Context(), name, &cfg, w)
-		if err != nil {
-			t.Fatalf("attempt on 2 reservations of 3: %v", err)
-		}
-		for i := range nodes {
-			expect(i, "line take "+w.id)
-			if i == 2 {
-				if got := expect(i, "line leave "+w.id+" "+reserve); got != "line leave "+w.id+" "+reserve+" " {
-					t.Fatalf("the leave of a waiter that took the lock: %q, want no value", got)
-				}
-			}
-			if n := nodes[i].state(); n.entry(w.id) >= 0 {
-				t.Fatalf("node %d: the waiter that took the lock is still in line: %v", i, &n)
-			}
-		}
-	} else {
-		// The waiter's next attempt, with a value of its own (A1), is
-		// refused by the keys handed over to it (they are claimed, never
-		// taken, L12) and registered everywhere; node 2, slow again, gets
-		// its undo, which finds nothing.
-		resume := nodes[2].hold(t)
-		if _, err := c.attempt(t.Context(), name, &cfg, w); !errors.As(err, &qe) || qe.Granted > 0 || qe.Refused != 2 {
-			t.Fatalf("attempt on the keys handed over: %v", err)
-		}
-		resume()
-		for i := range nodes {
-			expect(i, "line take "+w.id+" "+fmt.Sprint(w.last))
-			if _, ok := registered(i, w, w.last); !ok {
-				t.Fatalf("node %d: the second attempt is not registered: %v", i, nodes[i].state())
+	// The waiter's next attempt takes the two reservations, or the two
+	// keys handed over to its first attempt (L12: a newer attempt takes
+	// them as its own, with its own value, A1): a lock. The grants took it
+	// out of the line (and G) on nodes 0 and 1; it leaves the line on node
+	// 2, where its take was refused, alone (L4), giving back no value.
+	l, err := c.attempt(t.Context(), name, &cfg, w)
+	if err != nil {
+		t.Fatalf("attempt on 2 reservations (or hand-overs) of 3: %v", err)
+	}
+	if l.value != w.last || l.value == v1 {
+		t.Fatalf("the lock's value %v, want its own attempt's, %v", l.value, w.last)
+	}
+	for i := range nodes {
+		expect(i, "line take "+w.id+" "+fmt.Sprint(w.last))
+		if i == 2 {
+			if got := expect(i, "line leave "+w.id+" "+reserve); got != "line leave "+w.id+" "+reserve+" " {
+				t.Fatalf("the leave of a waiter that took the lock: %q, want no value", got)
 			}
 		}
-		checkUndo(t, nodes[2].ran(t), w.id)
-		// The two announcements, as the waiter's subscription hands them
-		// over (the model's nodes have no channels): a quorum handed over
-		// the first attempt, whose value the lock has; it is claimed on
-		// every node (line.lua claim): held on nodes 0 and 1, for the TTL;
-		// the waiter is out of the line and G everywhere.
-		for i := range 2 {
-			w.bell.announced(i, []byte(w.id+" "+seqs[i]))
-		}
-		if l = c.handedOver(t.Context(), name, &cfg, w); l == nil || l.value != v1 {
-			t.Fatalf("a quorum handed the first attempt over: the waiter holds %v, want a lock of value %v", l, v1)
-		}
-		for i := range nodes {
-			got := expect(i, "line claim "+w.id+" "+fmt.Sprint(v1)+" "+fmt.Sprint(ttl.Milliseconds())+" "+reserve)
-			n := nodes[i].state()
-			if i < 2 && (n.key != fmt.Sprint(v1) || n.keyExp != n.keySet.base+ttl.Milliseconds()) || n.entry(w.id) >= 0 || n.grants != nil {
-				t.Fatalf("node %d after the claim (%s): %v", i, got, &n)
-			}
+		n := nodes[i].state()
+		if n.entry(w.id) >= 0 || n.grants != nil || i < 2 && (n.key != fmt.Sprint(l.value) || n.keyExp != nodes[i].clock()+ttl.Milliseconds()) {
+			t.Fatalf("node %d: after the waiter took the lock: %v", i, &n)
 		}
 	}
 	// A second waiter: node 2 is free (the other holder's key expired), and
@@ -445,16 +415,18 @@ func followTheClient(t *testing.T, fencing bool) {
 	}
 }
 
-// L12 on the real client (Client.handedOver, Lock.claim, and the undo's
-// wakeup.undoing): releases hand the lock over to the waiter first in line
-// on every node, which registered its attempt there; the waiter holds the
-// lock once the announcements of a quorum (each with the seq of the
-// attempt the node handed over) reached it, for one attempt, and none of
-// them on a node the attempt's undo went to; it then holds it with that
-// attempt's value, without another attempt, and claims it on every node
-// with line.lua claim, which the model reads: it answers 1 where the key
-// holds the value, makes it last the TTL, and the waiter is out of the
-// line and G there.
+// L12 on the real client (Client.handedOver, Lock.claim, and the
+// attempt's undo, settle and wakeup.undoing): releases hand the lock over
+// to the waiter first in line on every node, which registered its latest
+// attempt there. The waiter counts those hand-overs only once every node
+// has answered the attempt and no undo of it went anywhere: not while a
+// node is silent (its take might be granted there, and need the undo),
+// and not at all once an undo went to a node that granted it. Counted, a
+// quorum's hand-overs give the waiter the lock, with that attempt's value,
+// without another attempt; it claims it on every node with line.lua claim,
+// which the model reads: it answers 1 where the key holds the value, makes
+// it last the TTL, and the waiter is out of the line and G there. Not
+// counted, the waiter's next attempt takes them as its own.
 func TestLineModelFollowsTheHandOver(t *testing.T) {
 	const name = "bridge-handover"
 	const tau = time.Second // the hand-over lasts 4 tau from the take's T1
@@ -475,6 +447,27 @@ func TestLineModelFollowsTheHandOver(t *testing.T) {
 		return got
 	}
 	lease := handOverLease(tau).Milliseconds()
+	// registered checks that node i registered w's attempt of value v, with
+	// the lease of 4 tau, and returns its seq.
+	registered := func(i int, w *waiter, v any) string {
+		t.Helper()
+		s, l, value, ok := nodes[i].attemptOf(w)
+		if !ok || value != fmt.Sprint(v) || l != fmt.Sprint(lease) {
+			t.Fatalf("node %d: the waiter did not register its attempt (%s:%s:%s, %v): %v", i, s, l, value, ok, nodes[i].state())
+		}
+		return s
+	}
+	// handedOver expects the release on node i to hand the lock over to w
+	// with value and seq, for the lease, and announces it to w as its
+	// subscription would (the model's nodes have no channels).
+	handedOver := func(i int, got string, w *waiter, value any, seq string) {
+		t.Helper()
+		want := "announced " + w.id + " " + seq + " on " + releasedSuffix + ":" + c.chanID
+		if n := nodes[i].state(); !strings.HasSuffix(got, want) || n.key != fmt.Sprint(value) || n.keyExp != nodes[i].clock()+lease {
+			t.Fatalf("node %d: the release %q, node %v; want it handed over to the waiter for %d ms, %s", i, got, &n, lease, want)
+		}
+		w.bell.announced(i, []byte(w.id+" "+seq))
+	}
 	holder, err := c.TryLock(t.Context(), name)
 	if err != nil {
 		t.Fatal(err)
@@ -482,74 +475,76 @@ func TestLineModelFollowsTheHandOver(t *testing.T) {
 	for i := range nodes {
 		expect(i, "acquire")
 	}
+
+	// Attempt 1, node 2 slow: refused by nodes 0 and 1, decided; node 2's
+	// answer is awaited before any undo there.
 	w := c.join(name)
 	defer w.stop()
-	// attempt makes one attempt in line while the lock is held, node slow
-	// being slow: decided by the refusals of the others (A6), its undo goes
-	// to node slow (A8), which runs it after the take, finding nothing.
-	// It returns the attempt's value, and its seq as every node registered
-	// it, with the lease of 4 tau.
-	attempt := func(slow int) (value any, seq string) {
-		t.Helper()
-		resume := nodes[slow].hold(t)
-		var qe *QuorumError
-		if _, err := c.attempt(t.Context(), name, &cfg, w); !errors.As(err, &qe) || qe.Granted > 0 || qe.Refused != 2 {
-			t.Fatalf("attempt while held: %v", err)
-		}
-		resume()
-		value = w.last
-		for i := range nodes {
-			expect(i, "line take "+w.id+" "+fmt.Sprint(value))
-			s, l, v, ok := nodes[i].attemptOf(w)
-			if !ok || v != fmt.Sprint(value) || l != fmt.Sprint(lease) || i > 0 && s != seq {
-				t.Fatalf("node %d: the waiter did not register its attempt (%s:%s:%s, %v): %v", i, s, l, v, ok, nodes[i].state())
-			}
-			seq = s
-		}
-		checkUndo(t, nodes[slow].ran(t), w.id)
-		return value, seq
+	resume := nodes[2].hold(t)
+	var qe *QuorumError
+	if _, err := c.attempt(t.Context(), name, &cfg, w); !errors.As(err, &qe) || qe.Granted > 0 || qe.Refused != 2 {
+		t.Fatalf("attempt while held: %v", err)
 	}
-	announce := func(i int, seq string) { w.bell.announced(i, []byte(w.id+" "+seq)) }
-	// handedOver expects the release on node i to hand the lock over with
-	// value and seq, for the lease.
-	handedOver := func(i int, got string, value any, seq string) {
-		t.Helper()
-		want := "announced " + w.id + " " + seq + " on " + releasedSuffix + ":" + c.chanID
-		if n := nodes[i].state(); !strings.HasSuffix(got, want) || n.key != fmt.Sprint(value) || n.keyExp != nodes[i].clock()+lease {
-			t.Fatalf("node %d: the release %q, node %v; want it handed over to the waiter for %d ms, %s", i, got, &n, lease, want)
-		}
+	v1 := w.last
+	seq := ""
+	for i := range 2 {
+		expect(i, "line take "+w.id+" "+fmt.Sprint(v1))
+		seq = registered(i, w, v1)
 	}
-
-	// Attempt 1, node 2 slow: its undo goes there.
-	v1, s1 := attempt(2)
 	if l := c.handedOver(t.Context(), name, &cfg, w); l != nil {
 		t.Fatal("a lock handed over before any release")
 	}
-	// Node 0 holds another value: the release hands nodes 1 and 2 over to
-	// the waiter. Node 2's does not count: the attempt's undo went there
-	// (it ran before the hand-over and found nothing, but the waiter cannot
-	// tell: an undo after it would have passed it on). One node of three:
-	// no lock. Node 2 keeps the key for the lease, at most.
-	nodes[0].set(func(n *lineNode) { n.key, n.keyExp = "another", n.keyExp+1_000_000 })
+	// The release hands nodes 0 and 1 over to the waiter. They do not
+	// count while node 2 has not answered attempt 1.
 	if err := holder.Unlock(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if got := expect(0, "release"); strings.Contains(got, "announced") {
-		t.Fatalf("node 0 announced a release that was not ours: %s", got)
-	}
-	for i := 1; i < 3; i++ {
-		handedOver(i, expect(i, "release"), v1, s1)
-		announce(i, s1)
+	for i := range 2 {
+		handedOver(i, expect(i, "release"), w, v1, seq)
 	}
 	if l := c.handedOver(t.Context(), name, &cfg, w); l != nil {
-		t.Fatal("the waiter holds the lock with a hand-over that its attempt's undo voids")
+		t.Fatal("the waiter holds the lock by the hand-overs of an attempt a node has not answered")
 	}
-	// The lease ends on every node (the entries with it). Another holder
-	// takes nodes 1 and 2; the waiter's attempt 2, node 0 slow, is refused
-	// everywhere, and registered everywhere; its undo goes to node 0.
-	for _, n := range nodes {
-		n.advance(lease + 1)
+	// Node 2 runs the take (refused, registered) and then the release, which
+	// hands it over too. Its refusal settles attempt 1 with no undo: the
+	// hand-overs count, and the waiter holds the lock with attempt 1's
+	// value.
+	resume()
+	expect(2, "line take "+w.id+" "+fmt.Sprint(v1))
+	if s := registered(2, w, v1); s != seq {
+		t.Fatalf("node 2 registered seq %s, the others %s", s, seq)
 	}
+	handedOver(2, expect(2, "release"), w, v1, seq)
+	var l *Lock
+	for deadline := time.Now().Add(10 * time.Second); l == nil; time.Sleep(time.Millisecond) {
+		if l = c.handedOver(t.Context(), name, &cfg, w); l == nil && time.Now().After(deadline) {
+			t.Fatal("a quorum handed attempt 1 over, every node answered it, and the waiter does not hold the lock")
+		}
+	}
+	if l.value != v1 {
+		t.Fatalf("the lock handed over has value %v, want attempt 1's, %v", l.value, v1)
+	}
+	for i := range nodes {
+		got := expect(i, "line claim "+w.id+" "+fmt.Sprint(v1)+" "+fmt.Sprint(ttl.Milliseconds()))
+		n := nodes[i].state()
+		if n.key != fmt.Sprint(v1) || n.keyExp != n.keySet.base+ttl.Milliseconds() || n.entry(w.id) >= 0 || n.grants != nil {
+			t.Fatalf("node %d after the claim (%s): %v", i, got, &n)
+		}
+	}
+	if err := l.Unlock(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range nodes {
+		if got := expect(i, "release"); !strings.HasSuffix(got, "announced 1 on "+releasedSuffix) {
+			t.Fatalf("node %d: the release of the lock handed over: %s", i, got)
+		}
+	}
+
+	// A second waiter's attempt A is granted on node 2 alone (its key
+	// free): it fails, and its undo goes there, which leaves node 2
+	// reserved for it (an undo registers nothing). The release hands nodes
+	// 0 and 1 over to attempt A: they do not count (an undo of it went
+	// somewhere: it passes the value on wherever it finds it).
 	holder2, err := c.TryLock(t.Context(), name)
 	if err != nil {
 		t.Fatal(err)
@@ -557,47 +552,62 @@ func TestLineModelFollowsTheHandOver(t *testing.T) {
 	for i := range nodes {
 		expect(i, "acquire")
 	}
-	v2, s2 := attempt(0)
+	nodes[2].set(func(n *lineNode) { n.key = "" })
+	w2 := c.join(name)
+	defer w2.stop()
+	// Decided by the refusals of nodes 0 and 1, with node 2's grant in or
+	// not: the undo goes there at once, or once it answers.
+	if _, err := c.attempt(t.Context(), name, &cfg, w2); !errors.As(err, &qe) || qe.Refused != 2 {
+		t.Fatalf("attempt with 1 grant of 3: %v", err)
+	}
+	vA := w2.last
+	for i := range nodes {
+		expect(i, "line take "+w2.id+" "+fmt.Sprint(vA))
+	}
+	seqA := registered(0, w2, vA)
+	if got := expect(2, "line undo "+w2.id); !strings.HasSuffix(got, "announced "+w2.id+" on "+releasedSuffix+":"+c.chanID) {
+		t.Fatalf("the undo on node 2: %s, want a reservation for the waiter", got)
+	}
 	if err := holder2.Unlock(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	expect(0, "release")
-	for i := 1; i < 3; i++ {
-		handedOver(i, expect(i, "release"), v2, s2)
+	for i := range 2 {
+		handedOver(i, expect(i, "release"), w2, vA, seqA)
 	}
-	// Node 2's hand-over of attempt 2 and node 1's of attempt 1 (its last
-	// announcement so far) are not added together: two values (A1).
-	announce(2, s2)
-	if l := c.handedOver(t.Context(), name, &cfg, w); l != nil {
-		t.Fatal("the waiter holds the lock with the hand-overs of two attempts")
+	if got := expect(2, "release"); strings.Contains(got, "announced") {
+		t.Fatalf("node 2 announced a release that was not ours: %s", got)
 	}
-	// Node 1's of attempt 2: a quorum, and the undo of attempt 1 on node 2
-	// voids nothing of attempt 2. The waiter holds the lock with attempt
-	// 2's value and claims it on every node.
-	announce(1, s2)
-	l := c.handedOver(t.Context(), name, &cfg, w)
-	if l == nil || l.value != v2 {
-		t.Fatalf("a quorum handed attempt 2 over, and the waiter holds %v, want a lock of value %v", l, v2)
+	if l := c.handedOver(t.Context(), name, &cfg, w2); l != nil {
+		t.Fatal("the waiter holds the lock by the hand-overs of an attempt whose undo went to a node")
+	}
+	// Its next attempt, B, takes them as its own, and node 2's reservation:
+	// granted everywhere, with B's value; no undo, no leave.
+	lB, err := c.attempt(t.Context(), name, &cfg, w2)
+	if err != nil {
+		t.Fatalf("attempt B on two keys handed over to attempt A and a reservation: %v", err)
+	}
+	if lB.value != w2.last || lB.value == vA {
+		t.Fatalf("the lock's value %v, want attempt B's, %v", lB.value, w2.last)
 	}
 	for i := range nodes {
-		got := expect(i, "line claim "+w.id+" "+fmt.Sprint(v2)+" "+fmt.Sprint(ttl.Milliseconds()))
-		n := nodes[i].state()
-		if i > 0 && (n.key != fmt.Sprint(v2) || n.keyExp != n.keySet.base+ttl.Milliseconds()) || n.entry(w.id) >= 0 || n.grants != nil {
-			t.Fatalf("node %d after the claim (%s): %v", i, got, &n)
-		}
-		if i == 0 && (n.key != "another" || n.keySet.d != 0) {
-			t.Fatalf("node 0, another's, after the claim (%s): %v", got, &n)
+		expect(i, "line take "+w2.id+" "+fmt.Sprint(w2.last))
+		if n := nodes[i].state(); n.key != fmt.Sprint(w2.last) || n.line != nil || n.grants != nil {
+			t.Fatalf("node %d after attempt B: %v", i, &n)
 		}
 	}
-	if err := l.Unlock(t.Context()); err != nil {
+	if err := lB.Unlock(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if got := expect(0, "release"); strings.Contains(got, "announced") {
-		t.Fatalf("node 0 announced a release that was not ours: %s", got)
-	}
-	for i := 1; i < 3; i++ {
+	for i := range nodes {
 		if got := expect(i, "release"); !strings.HasSuffix(got, "announced 1 on "+releasedSuffix) {
-			t.Fatalf("node %d: the release of the lock handed over: %s", i, got)
+			t.Fatalf("node %d: the release of attempt B's lock: %s", i, got)
+		}
+	}
+	for i := range nodes {
+		select {
+		case s := <-nodes[i].log:
+			t.Fatalf("node %d ran more than expected: %s", i, s)
+		default:
 		}
 	}
 }

@@ -37,20 +37,25 @@ type diffGen struct {
 	mine                       map[string]string // each waiter's last attempt's value (waiter.last, L12)
 	values                     []string          // every value written so far, latest last
 	next                       int
-	seq                        uint64 // the last seq sent (L12)
+	seqs                       map[string]uint64 // each waiter's last seq sent (L12)
 }
 
 // keys are line.lua's keys, as nameKeys lays them out.
 func (g *diffGen) keys() []any { return []any{g.key, g.line, g.counter, g.grants} }
 
-// nextSeq numbers a take, as wakeup.sent does (L12), two times in three;
-// 0 (none: no seq, no lease, as with fencing) otherwise.
-func (g *diffGen) nextSeq() uint64 {
+// nextSeq numbers id's take, as wakeup.sent does (L12), two times in
+// three; 0 (none: no seq, no lease, as with fencing) otherwise. One
+// numbered take in four arrives late: its seq is not above the last
+// (a connection replaced after a timeout delivers it after later ones).
+func (g *diffGen) nextSeq(id string) uint64 {
 	if g.rnd.IntN(3) == 0 {
 		return 0
 	}
-	g.seq++
-	return g.seq
+	if last := g.seqs[id]; last > 0 && g.rnd.IntN(4) == 0 {
+		return 1 + g.rnd.Uint64N(last)
+	}
+	g.seqs[id]++
+	return g.seqs[id]
 }
 
 // The durations the operations use, in ms: short ones expire within the
@@ -119,14 +124,15 @@ func (g *diffGen) op(holds string) diffOp {
 		cfg := config{ttl: time.Duration(g.pick(4, 8, 20)) * time.Millisecond, nodeTimeout: g.tau(), fencing: g.rnd.IntN(3) == 0}
 		w := modelWaiter(id, g.tickets[id])
 		// A1: a new value per attempt. Now and then one written before, the
-		// key's often, as no client sends: the take must not take the key
-		// for holding it (L12).
+		// key's often, as no client sends: the take takes the key only as
+		// a hand-over to an earlier attempt of its own (L12), never for
+		// holding the take's value.
 		value := g.value()
 		if g.rnd.IntN(8) == 0 {
 			value = g.oldValue(holds)
 		}
 		g.mine[id] = value
-		args := w.lineArgs(g.keys(), value, &cfg, g.nextSeq())
+		args := w.lineArgs(g.keys(), value, &cfg, g.nextSeq(id))
 		args[0] = lineSrc
 		return diffOp{cmd: "EVAL", args: args, desc: fmt.Sprintf("take %v", args[7:])}
 	case r < 40: // a failed attempt's undo in line (line.go undoArgs), maybe to the back (L7)
@@ -144,7 +150,12 @@ func (g *diffGen) op(holds string) diffOp {
 	case r < 44: // fields of G no client writes (L12), one per waiter: a lease of any length, or one SET refuses, or none
 		args := []any{g.grants}
 		for _, id := range g.ids {
-			seq := strconv.Itoa(1 + g.rnd.IntN(99))
+			// Mostly around the waiter's own seqs, now and then one Lua
+			// cannot read (it counts as 0).
+			seq := strconv.FormatUint(g.seqs[id]+uint64(g.rnd.IntN(5)), 10)
+			if g.rnd.IntN(8) == 0 {
+				seq = []string{"x", ""}[g.rnd.IntN(2)]
+			}
 			field := seq + ":" + g.value() // no lease
 			switch k := g.rnd.IntN(10); {
 			case k < 4:
@@ -485,8 +496,10 @@ func follow(m *lineNode, op diffOp, o diffObs) (lineNode, string) {
 // (lineNode) is the scripts. Random sequences of 300 commands (2-4
 // waiters' attempts with random tickets, ties included, values (a new one
 // per attempt, A1, now and then an old one, the key's often, L12), TTLs,
-// fencing and entry lifetimes, numbered with a growing seq and a lease of
-// 4 tau (short or long) or not (L12); their undos, of their last
+// fencing and entry lifetimes, numbered with a growing seq of the
+// waiter's (now and then one not above its last: a take that arrives
+// late) and a lease of 4 tau (short or long), or not (L12); their undos,
+// of their last
 // attempt's value or another, with a ticket at the back of the line or
 // not (L7); their leaves, giving back their value, another or none (L12),
 // alone or putting a successor in (L9); their claims (L12), of their
@@ -552,7 +565,7 @@ func runDifferential(t *testing.T, addr string, seed uint64, noRights bool, ops 
 	name := fmt.Sprintf("model-diff-%d", seed)
 	g := &diffGen{
 		rnd: rand.New(rand.NewPCG(seed, 10)), key: LockKey(name), line: LineKey(name), counter: CounterKey(name),
-		grants: GrantsKey(name), tickets: map[string]int64{}, mine: map[string]string{},
+		grants: GrantsKey(name), tickets: map[string]int64{}, mine: map[string]string{}, seqs: map[string]uint64{},
 	}
 	for i := range 2 + int(seed%3) {
 		// Ids of older clients (no '.', announced on their own channel)

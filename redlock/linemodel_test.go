@@ -97,13 +97,14 @@ var lineBranches = []string{
 	"take: refused, held or reserved for another",
 	"take: refused, free but another is first",
 	"take: fenced grant",
-	"take: refused, the key holds its value (L12)",
 	"take: registered its attempt (L12)",
+	"take: a late attempt, nothing registered (L12)",
+	"take: granted, handed over to an earlier attempt of its own (L12)",
+	"take: refused, handed over to a later attempt of its own (L12)",
 	"head: dropped an expired entry",
 	"head: emptied the line",
 	"hand: reserved for the first in line",
 	"hand: handed over to the first in line (L12)",
-	"hand: handed over, the line emptied (L12)",
 	"hand: a grant it cannot use, deleted (L12)",
 	"hand: deleted, nobody in line, announced",
 	"hand: deleted, nobody in line, silent",
@@ -380,8 +381,9 @@ func pxOf(s string, base int64) (int64, bool) {
 
 // hand is line_head.lua's hand(): when the first in line registered an
 // attempt in G (L12), the key becomes the attempt's value for the lease
-// it registered (SET PX lease), the head's entry leaves the line and G,
-// and "id seq" is announced on its client's channel; otherwise a
+// it registered (SET PX lease), "id seq" is announced on its client's
+// channel, and the head's entry and G's field stay (its claim, or its next
+// attempt, takes them out; L3 ends them otherwise); otherwise a
 // reservation for the first in line for reserve ms, announced with its id
 // on its client's channel (L10); or, with nobody in line, DEL, announced
 // to every waiter with '1' when announce is set. A field of G without two
@@ -395,12 +397,7 @@ func (n *lineNode) hand(c *scriptClock, reserve int64, announce bool) announceme
 			seq, lease, v, ok := splitGrant(g)
 			if px, valid := pxOf(lease, c.mstime()); ok && valid {
 				n.key, n.keyExp, n.pxKey = v, c.mstime()+px, px
-				n.hdel(h)
-				n.ghdel(h)
 				n.cov.hit("hand: handed over to the first in line (L12)")
-				if n.line == nil {
-					n.cov.hit("hand: handed over, the line emptied (L12)")
-				}
 				return announcement{releasedSuffix + ":" + clientChannel(h), h + " " + seq}
 			}
 			n.cov.hit("hand: a grant it cannot use, deleted (L12)")
@@ -423,27 +420,58 @@ func (n *lineNode) hand(c *scriptClock, reserve int64, announce bool) announceme
 	return announcement{}
 }
 
-// take is line.lua's take: (re)enter the line, registering the attempt
-// (seq, lease and value) in G when seq and lease are not "" (L12), then
-// take the key if it is reserved for id, or free with id first in line;
-// never because it holds value (a lock handed over is claimed, not
-// taken: L12). It returns 1 (or the counter, fenced) when granted, 0 when
-// not.
+// luaNumber is Lua 5.1's tonumber of a string, as far as the model knows
+// it: a decimal number, blanks around it allowed; ok false for nil. (Hex
+// and strtod's other forms are not modelled: no seq is written so.)
+func luaNumber(s string) (float64, bool) {
+	t := strings.Trim(s, " \t\n\v\f\r")
+	if t == "" || strings.Trim(t, "+-.0123456789eE") != "" {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	return f, err == nil
+}
+
+// take is line.lua's take (L12): it first reads the attempt the waiter
+// registered in G, "seq:lease:value" (HGET; none without the rights to
+// G, L8): the take is newer when it has a seq, and it is above that one's
+// (a seq Lua cannot read counts as 0), or there is none. It (re)enters the
+// line, registering the attempt (seq, lease and value) in G when it is
+// newer and has a lease; then it takes the key if it is reserved for id,
+// or holds the value G named and the take is newer (handed over to an
+// earlier attempt of its own), or is free with id first in line. It
+// returns 1 (or the counter, fenced) when granted, 0 when not.
 func (n *lineNode) take(c *scriptClock, id, value string, ttl, ticket, lifetime int64, fence bool, seq, lease string) int64 {
 	n.begin(c.snap)
+	num, newer := luaNumber(seq)
+	handed, hasHanded := "", false
+	if g, ok := n.grant(id); ok && !n.noRights {
+		if gs, _, gv, ok := splitGrant(g); ok {
+			old, _ := luaNumber(gs) // or 0
+			newer = newer && num > old
+			handed, hasHanded = gv, true
+			if !newer && seq != "" {
+				n.cov.hit("take: a late attempt, nothing registered (L12)")
+			}
+		}
+	}
 	if !n.noRights {
 		n.hset(lineEntry{id: id, ticket: ticket, exp: c.time() + lifetime})
 		n.pexpire(c, lifetime, true)
-		if n.register(c, id, value, seq, lease, lifetime) {
+		if newer && n.register(c, id, value, seq, lease, lifetime) {
 			n.cov.hit("take: registered its attempt (L12)")
 		}
 	}
+	// GET on a missing key is false, never '', and never handed.
 	mine := n.key == "~r:"+id
 	switch {
 	case mine:
 		n.cov.hit("take: granted, reserved for it")
-	case n.key != "" && n.key == value: // GET on a missing key is false, never ''
-		n.cov.hit("take: refused, the key holds its value (L12)")
+	case hasHanded && n.key != "" && n.key == handed && newer:
+		mine = true
+		n.cov.hit("take: granted, handed over to an earlier attempt of its own (L12)")
+	case hasHanded && n.key != "" && n.key == handed && seq != "":
+		n.cov.hit("take: refused, handed over to a later attempt of its own (L12)")
 	case n.key == "":
 		h := n.head(c) // "" when nobody is in line, or it cannot be read (L8)
 		mine = h == "" || h == id
@@ -871,17 +899,17 @@ func TestLineModelHandsTheKeyDownTheLine(t *testing.T) {
 // L12 on the model, on a hand-written sequence: a release hands the lock
 // over to the first in line when it registered an attempt (a take with a
 // seq and a lease), for that lease (not the releaser's reservation time),
-// announcing its id and that seq on its client's channel, and takes it out
-// of the line and G; a first in line that registered nothing gets a
-// reservation (L2); the waiter's next take, with its next attempt's value
-// or even with the value handed over, is refused (a lock handed over is
-// claimed, never taken: values are per attempt, A1) and registers the new
-// attempt; a claim makes it last its TTL, never less; a waiter that gives
-// up gives back a lock handed over to it; an entry that expired leaves the
-// line when it is read, and G with it; an undo registers nothing, so it
-// leaves its waiter a reservation, not a hand-over; a field of G that is
-// not "seq:lease:value" with a lease SET takes (never written by a
-// client) hands nothing over: the key is deleted.
+// announcing its id and that seq on its client's channel; its entry and
+// its field of G stay; a first in line that registered nothing gets a
+// reservation (L2); a take of the same waiter that arrives late (a seq not
+// above the one registered) neither registers nor takes the key; its next
+// attempt takes it as its own, out of the line and G; a claim makes it
+// last its TTL, never less, and takes the waiter out of the line and G; an
+// entry that expired leaves the line when it is read, and G with it; an
+// undo registers nothing, so it leaves its waiter a reservation, not a
+// hand-over; a field of G that is not "seq:lease:value" with a lease SET
+// takes (never written by a client) hands nothing over: the key is
+// deleted.
 func TestLineModelHandsTheLockOver(t *testing.T) {
 	var n lineNode
 	const ttl, life, reserve, lease = 10_000, 200, 200, 60
@@ -900,40 +928,47 @@ func TestLineModelHandsTheLockOver(t *testing.T) {
 		t.Fatalf("release published %v; node %v; want a reservation for wK.B (L2)", pub, &n)
 	}
 	// wK.B gives up: its reservation passes to wA, which registered vA1 with
-	// a lease of 60 ms: the key holds vA1 for those 60 ms.
+	// a lease of 60 ms: the key holds vA1 for those 60 ms; wA stays in line
+	// and G.
 	if _, pub := n.leave(at(3), "wK.B", "vB", reserve, nil); n.key != "vA1" || n.keyExp != 3+lease || pub != (announcement{":released:wA", "wA 1"}) {
 		t.Fatalf("leave published %v; node %v; want the lock handed over to wA with seq 1 for its lease", pub, &n)
 	}
-	if n.entry("wA") >= 0 || n.grants != nil {
-		t.Fatalf("wA is still in line or G after the hand-over: %v", &n)
+	if g, _ := n.grant("wA"); n.entry("wA") < 0 || g != "1:60:vA1" {
+		t.Fatalf("wA left the line or G with the hand-over: %v", &n)
 	}
-	// A take is refused where the key holds its value (the one handed
-	// over, sent again as no client does), and so is wA's next attempt,
-	// with its own new value; it is back in line, that attempt registered.
-	if m := n.clone(); m.take(at(4), "wA", "vA1", ttl, 20, life, false, "2", "60") != 0 {
-		t.Fatalf("a take granted by the key holding its value; node %v", &n)
+	// A take of wA that arrives late (seq 1 again, or none) registers
+	// nothing and does not take the key, whatever its value.
+	for _, late := range []struct{ value, seq, lease string }{{"vA0", "1", "60"}, {"vA1", "1", "60"}, {"vA1", "", ""}} {
+		m := n.clone()
+		if m.take(at(4), "wA", late.value, ttl, 20, life, false, late.seq, late.lease) != 0 || m.key != "vA1" || m.keyExp != 3+lease {
+			t.Fatalf("a late take %v took the key handed over to a later attempt: %v", late, &m)
+		}
+		if g, _ := m.grant("wA"); g != "1:60:vA1" {
+			t.Fatalf("a late take %v registered: %v", late, &m)
+		}
 	}
-	if got := n.take(at(4), "wA", "vA2", ttl, 20, life, false, "2", "60"); got != 0 || n.key != "vA1" || n.keyExp != 3+lease {
-		t.Fatalf("wA's next attempt on the lock handed over = %d; node %v", got, &n)
-	}
-	if g, _ := n.grant("wA"); g != "2:60:vA2" || n.entry("wA") < 0 {
-		t.Fatalf("wA's next attempt did not register: %v", &n)
-	}
-	// It claims the lock handed over: the key lasts its TTL, and wA is out
+	// The waiter's claim: the key lasts its TTL, never less, and wA is out
 	// of the line and G.
-	if got, pub := n.claim(at(5), "wA", "vA1", ttl, reserve, nil); got != 1 || n.keyExp != 5+ttl || pub != (announcement{}) || n.line != nil || n.grants != nil {
-		t.Fatalf("wA's claim = %d, published %v; node %v", got, pub, &n)
+	m := n.clone()
+	if got, pub := m.claim(at(4), "wA", "vA1", ttl, reserve, nil); got != 1 || m.keyExp != 4+ttl || pub != (announcement{}) || m.line != nil || m.grants != nil {
+		t.Fatalf("wA's claim = %d, published %v; node %v", got, pub, &m)
 	}
-	if got, _ := n.claim(at(6), "wA", "vA1", 5, reserve, nil); got != 1 || n.keyExp != 5+ttl {
-		t.Fatalf("a claim for less = %d; node %v: the expiry must not move earlier (PEXPIRE GT)", got, &n)
+	if got, _ := m.claim(at(5), "wA", "vA1", 5, reserve, nil); got != 1 || m.keyExp != 4+ttl {
+		t.Fatalf("a claim for less = %d; node %v: the expiry must not move earlier (PEXPIRE GT)", got, &m)
+	}
+	// Or its next attempt, seq 2, with a value of its own (A1): it takes the
+	// key handed over to attempt 1 as its own, for its TTL, out of the line
+	// and G (L4).
+	if got := n.take(at(4), "wA", "vA2", ttl, 20, life, false, "2", "60"); got != 1 || n.key != "vA2" || n.keyExp != 4+ttl || n.line != nil || n.grants != nil {
+		t.Fatalf("wA's next attempt on the key handed over = %d; node %v", got, &n)
 	}
 	// wC registers, and is handed the lock at wA's release, for its own
 	// lease; it claims it.
 	n.take(at(6), "wC", "vC", ttl, 30, life, false, "3", "80")
-	if _, pub := n.release(at(7), "vA1", true, reserve); n.key != "vC" || n.keyExp != 7+80 || pub.msg != "wC 3" {
+	if _, pub := n.release(at(7), "vA2", true, reserve); n.key != "vC" || n.keyExp != 7+80 || pub.msg != "wC 3" {
 		t.Fatalf("release published %v; node %v", pub, &n)
 	}
-	if got, _ := n.claim(at(8), "wC", "vC", ttl, reserve, nil); got != 1 || n.keyExp != 8+ttl {
+	if got, _ := n.claim(at(8), "wC", "vC", ttl, reserve, nil); got != 1 || n.keyExp != 8+ttl || n.line != nil || n.grants != nil {
 		t.Fatalf("wC's claim = %d; node %v", got, &n)
 	}
 	// wD registers and stops: its entry expires, and the release that reads
@@ -971,7 +1006,7 @@ func TestLineModelHandsTheLockOver(t *testing.T) {
 		}
 	}
 	// The value is what follows the second ':', ':' and all.
-	m := lineNode{key: "h", keyExp: 100}
+	m = lineNode{key: "h", keyExp: 100}
 	m.hset(lineEntry{id: "wF", ticket: 60, exp: 100})
 	m.ghset("wF", "6:9:v:F")
 	if _, pub := m.release(at(24), "h", true, reserve); m.key != "v:F" || m.keyExp != 24+9 || pub.msg != "wF 6" {
@@ -989,16 +1024,23 @@ var (
 	caseTickets = map[string]int64{"w1": 10, "w2": 20, "w3": 20} // w2 and w3 tie: the id decides
 )
 
-// caseValue is the value of waiter id's attempt: what its take writes
-// (and registers in G, with a seq), what a hand-over of the attempt it
-// registered in a state (seq 7, lease caseLease) gives it, and what its
-// claim, or its leave when it gives up, gives back (L12); "n" is a plain
-// SET NX's.
+// caseValue is the value of the attempt waiter id registered in a state
+// (seq caseSeq, lease caseLease): what a hand-over of it gives the waiter,
+// and what its claim, or its leave when it gives up, gives back (L12); "n"
+// is a plain SET NX's.
 func caseValue(id string) string { return "n" + id }
 
-// The leases of the small world's attempts (L12), both unlike the
-// reservation's: registered in a state, and by a take with a seq.
-const caseLease, caseTakeLease = "60", "70"
+// caseTakeValue is the value of waiter id's attempt in the commands: a
+// take's, another attempt than the one registered (A1).
+func caseTakeValue(id string) string { return "t" + id }
+
+// The seq and lease of the attempt registered in a state (L12); the
+// lease of the takes with a seq (a later one, or a late one): both leases
+// unlike the reservation's.
+const (
+	caseSeq, caseLease                       = "7", "60"
+	caseTakeLease, caseLaterSeq, caseLateSeq = "70", "9", "5"
+)
 
 // Kinds of the node-level commands.
 const (
@@ -1021,13 +1063,13 @@ type nodeOp struct {
 	// entries changes the live line m and G g from before to after, but
 	// for a hand-over (L12); ours: the undo was ours; granted: the take was.
 	entries func(m map[string]int64, g map[string]string, ours, granted bool)
+	seq     string // a take's seq (L12); "" for none
 }
 
 // nodeCases returns every node state of the small world (with and without
 // the rights to the line) and every command.
 func nodeCases() ([]lineNode, []nodeOp) {
 	const now, ttl, life, reserve, back = caseNow, caseTTL, caseLife, caseReserve, caseBack
-	const seq = "9" // the seq of the takes that register (L12)
 	ids, tickets := caseIDs, caseTickets
 	var keys []lineNode
 	keys = append(keys, lineNode{})
@@ -1054,7 +1096,7 @@ func nodeCases() ([]lineNode, []nodeOp) {
 							n.line = append(n.line, lineEntry{id, tickets[id], now + 3})
 						}
 						if gmask>>j&1 == 1 {
-							n.grants = append(n.grants, grantEntry{id, "7:" + caseLease + ":" + caseValue(id)})
+							n.grants = append(n.grants, grantEntry{id, caseSeq + ":" + caseLease + ":" + caseValue(id)})
 						}
 					}
 					if n.line != nil {
@@ -1074,38 +1116,43 @@ func nodeCases() ([]lineNode, []nodeOp) {
 	for _, id := range ids {
 		v := caseValue(id)
 		gone := func(m map[string]int64, g map[string]string, _, _ bool) { delete(m, id); delete(g, id) }
+		// Its takes: without a seq (fenced, or a client from before L12),
+		// with a seq above the one a state registers, or below it (an
+		// attempt that arrives late); each registers its attempt where it
+		// is newer than the one registered, or none is (L12).
+		for _, sq := range []string{"", caseLaterSeq, caseLateSeq} {
+			lease, desc := "", "take "+id
+			if sq != "" {
+				lease, desc = caseTakeLease, desc+" seq "+sq+" lease "+caseTakeLease
+			}
+			ops = append(ops, op{desc: desc, kind: opTake, id: id, seq: sq,
+				run: func(n *lineNode) (int64, announcement) {
+					return n.take(at(now), id, caseTakeValue(id), ttl, tickets[id], life, false, sq, lease), announcement{}
+				},
+				entries: func(m map[string]int64, g map[string]string, _, granted bool) {
+					switch {
+					case granted: // L4: served here, out of the line (and G) here
+						delete(m, id)
+						delete(g, id)
+					case newerTake(g[id], sq):
+						m[id] = tickets[id]
+						g[id] = sq + ":" + lease + ":" + caseTakeValue(id)
+					default:
+						m[id] = tickets[id]
+					}
+				}})
+		}
 		ops = append(ops,
-			op{"take " + id, opTake, func(n *lineNode) (int64, announcement) {
-				return n.take(at(now), id, v, ttl, tickets[id], life, false, "", ""), announcement{}
-			}, id, "", func(m map[string]int64, g map[string]string, _, granted bool) {
-				if granted { // L4: served here, out of the line (and G) here
-					delete(m, id)
-					delete(g, id)
-				} else {
-					m[id] = tickets[id]
-				}
-			}},
-			op{"take " + id + " seq " + seq + " lease " + caseTakeLease, opTake, func(n *lineNode) (int64, announcement) {
-				return n.take(at(now), id, v, ttl, tickets[id], life, false, seq, caseTakeLease), announcement{}
-			}, id, "", func(m map[string]int64, g map[string]string, _, granted bool) {
-				if granted {
-					delete(m, id)
-					delete(g, id)
-				} else {
-					m[id] = tickets[id]
-					g[id] = seq + ":" + caseTakeLease + ":" + v
-				}
-			}},
-			op{"leave " + id, opLeave, func(n *lineNode) (int64, announcement) { return n.leave(at(now), id, "", reserve, nil) }, id, "", gone},
-			op{"leave " + id + " giving up " + v, opLeave, func(n *lineNode) (int64, announcement) { return n.leave(at(now), id, v, reserve, nil) }, id, v, gone},
-			op{"claim " + v + " " + id, opClaim, func(n *lineNode) (int64, announcement) { return n.claim(at(now), id, v, ttl, reserve, nil) }, id, "", gone},
+			op{"leave " + id, opLeave, func(n *lineNode) (int64, announcement) { return n.leave(at(now), id, "", reserve, nil) }, id, "", gone, ""},
+			op{"leave " + id + " giving up " + v, opLeave, func(n *lineNode) (int64, announcement) { return n.leave(at(now), id, v, reserve, nil) }, id, v, gone, ""},
+			op{"claim " + v + " " + id, opClaim, func(n *lineNode) (int64, announcement) { return n.claim(at(now), id, v, ttl, reserve, nil) }, id, "", gone, ""},
 			op{"undo v " + id, opUndo, func(n *lineNode) (int64, announcement) { return n.undo(at(now), id, "v", back, life, reserve) }, id, "v",
 				func(m map[string]int64, _ map[string]string, ours, _ bool) {
 					if ours { // in line again, registering nothing (L12)
 						m[id] = back
 					}
-				}},
-			op{"undo x " + id, opUndo, func(n *lineNode) (int64, announcement) { return n.undo(at(now), id, "x", back, life, reserve) }, id, "x", noChange})
+				}, ""},
+			op{"undo x " + id, opUndo, func(n *lineNode) (int64, announcement) { return n.undo(at(now), id, "x", back, life, reserve) }, id, "x", noChange, ""})
 		for _, next := range ids {
 			if next != id {
 				ops = append(ops, op{"leave " + id + " for " + next, opLeave, func(n *lineNode) (int64, announcement) {
@@ -1114,29 +1161,40 @@ func nodeCases() ([]lineNode, []nodeOp) {
 					delete(m, id)
 					delete(g, id)
 					m[next] = tickets[next]
-				}})
+				}, ""})
 			}
 		}
 	}
 	ops = append(ops,
-		op{"release v, announced", opRelease, func(n *lineNode) (int64, announcement) { return n.release(at(now), "v", true, reserve) }, "", "v", noChange},
-		op{"release v, silent", opRelease, func(n *lineNode) (int64, announcement) { return n.release(at(now), "v", false, reserve) }, "", "v", noChange},
-		op{"release x", opRelease, func(n *lineNode) (int64, announcement) { return n.release(at(now), "x", true, reserve) }, "", "x", noChange},
+		op{"release v, announced", opRelease, func(n *lineNode) (int64, announcement) { return n.release(at(now), "v", true, reserve) }, "", "v", noChange, ""},
+		op{"release v, silent", opRelease, func(n *lineNode) (int64, announcement) { return n.release(at(now), "v", false, reserve) }, "", "v", noChange, ""},
+		op{"release x", opRelease, func(n *lineNode) (int64, announcement) { return n.release(at(now), "x", true, reserve) }, "", "x", noChange, ""},
 		op{"set NX", opSet, func(n *lineNode) (int64, announcement) {
 			if ok, _ := n.setNX(at(now), "n", ttl); ok {
 				return 1, announcement{}
 			}
 			return 0, announcement{}
-		}, "", "", noChange},
+		}, "", "", noChange, ""},
 	)
 	return states, ops
+}
+
+// newerTake reports whether a take with seq (none: "") is newer than the
+// attempt g registered in G (none: ""), as line.lua take reads them (L12).
+func newerTake(g, seq string) bool {
+	num, ok := luaNumber(seq)
+	if gs, _, _, sep2 := splitGrant(g); ok && sep2 {
+		old, _ := luaNumber(gs)
+		return num > old
+	}
+	return ok
 }
 
 // writes returns the value a granted take or SET NX writes.
 func (o *nodeOp) writes() string {
 	switch o.kind {
 	case opTake:
-		return caseValue(o.id)
+		return caseTakeValue(o.id)
 	case opSet:
 		return "n"
 	}
@@ -1149,37 +1207,39 @@ func (o *nodeOp) writes() string {
 // live instant, or expired), line (each waiter absent, expired, at the
 // edge, or alive) and G (each waiter's attempt registered, with its seq,
 // lease and value, or not, L12), and every command the client sends (each
-// waiter's attempt in line, with and without a seq and a lease; its undo
-// of the lock's value, or of another, sending it to the back; its leave,
-// alone, putting another waiter in, or giving back its value; its claim;
-// a release of the lock's value with and without announcement, of another
-// value; a plain SET NX), with and without the rights to the line (L8).
-// Checked on the model, which the differential test proves to be the
-// scripts:
+// waiter's attempt in line, without a seq, or with one above or below the
+// one registered, and a lease; its undo of the lock's value, or of
+// another, sending it to the back; its leave, alone, putting another
+// waiter in, or giving back its value; its claim; a release of the lock's
+// value with and without announcement, of another value; a plain SET NX),
+// with and without the rights to the line (L8). Checked on the model,
+// which the differential test proves to be the scripts:
 //   - a live lock is changed only by the release or the undo of its value,
-//     or by the leave of a waiter that gives it back (L12);
+//     by the leave of a waiter that gives it back, or by a newer attempt
+//     of the waiter it was handed over to (L12);
 //   - a grant happens only on a key free (or expired) to a plain SET NX or
-//     to the first in line, or on a key reserved for the waiter; never on
-//     a key that holds the attempt's value (a lock handed over is claimed,
-//     not taken: L12);
+//     to the first in line, on a key reserved for the waiter, or on one
+//     handed over to an earlier attempt of the waiter (it holds the value
+//     of the attempt G has, and the take's seq is above that one's, L12);
+//     never to a take without a seq or arriving late;
 //   - a new reservation names the first live waiter in line, one that
 //     registered no attempt, and is made only by the release or undo of a
 //     live lock, or by the leave or claim of the waiter it was for; a live
 //     reservation ends only by its waiter's grant, leave or claim;
 //   - L12: a hand-over (announced as "id seq") gives the first live waiter
 //     in line the value of the attempt it registered with that seq, for
-//     the lease it registered (not the reservation's time), takes it out
-//     of the line and G, and is made only where a reservation would have
-//     been; a key gets a new value otherwise only by a grant; a claim
+//     the lease it registered (not the reservation's time), keeps its
+//     entry and its field of G, and is made only where a reservation would
+//     have been; a key gets a new value otherwise only by a grant; a claim
 //     answers 1 exactly where the key holds its value, and never shortens
 //     it;
 //   - the live entries after a command are those before, with the
 //     attempting (or undoing) waiter's renewed for its lifetime, or gone
 //     when its attempt was granted (L4), the leaving (or claiming) waiter's
 //     gone and its successor's in; G's, with the attempt of the waiter
-//     whose take registered one in (an undo registers nothing), the
-//     leaving, claiming, granted or handed-over waiter's gone, and those
-//     of the expired entries the command dropped.
+//     whose take registered one in (a take with a seq above the one there,
+//     if any; an undo registers nothing), the leaving, claiming or granted
+//     waiter's gone, and those of the expired entries the command dropped.
 func TestLineModelNeverAddsAGrant(t *testing.T) {
 	const now = caseNow
 	states, ops := nodeCases()
@@ -1218,6 +1278,11 @@ func TestLineModelNeverAddsAGrant(t *testing.T) {
 				t.Fatalf("node %v (rights: %v), %s: %s; node after: %v", &before, !noRights, o.desc, fmt.Sprintf(format, args...), &n)
 			}
 			ours := o.value != "" && liveKey == o.value // a release, undo or leave (L12) of the live lock
+			// L12: a take newer than the attempt G has for its waiter, on a
+			// live key handed over to that one.
+			reg := before.grantsMap()[o.id]
+			_, _, regValue, _ := splitGrant(reg)
+			takesHanded := o.kind == opTake && !noRights && liveKey != "" && liveKey == regValue && newerTake(reg, o.seq)
 			// The leave or claim of the waiter a live reservation is for.
 			passes := (o.kind == opLeave || o.kind == opClaim) && liveKey == "~r:"+o.id
 			want, wantG := liveLine(&before), before.grantsMap()
@@ -1242,8 +1307,6 @@ func TestLineModelNeverAddsAGrant(t *testing.T) {
 					fail("handed over to %s", h)
 				}
 				handed = h
-				delete(want, h)
-				delete(wantG, h)
 			}
 			// An expired entry that the command's read of the line dropped
 			// takes its value in G with it.
@@ -1264,7 +1327,7 @@ func TestLineModelNeverAddsAGrant(t *testing.T) {
 			changed := n.key != liveKey
 			switch {
 			case !changed:
-			case liveKey != "" && !strings.HasPrefix(liveKey, "~r:") && !ours:
+			case liveKey != "" && !strings.HasPrefix(liveKey, "~r:") && !ours && !(takesHanded && granted):
 				fail("a live lock changed")
 			case strings.HasPrefix(liveKey, "~r:") && !(o.id == liveKey[3:] && (granted || passes)):
 				fail("a live reservation for %s ended", liveKey[3:])
@@ -1274,6 +1337,9 @@ func TestLineModelNeverAddsAGrant(t *testing.T) {
 			// value, L12).
 			if w := o.writes(); granted != (w != "" && n.key == w && liveKey != w) {
 				fail("reply granted=%v, key %q", granted, n.key)
+			}
+			if takesHanded && !granted {
+				fail("a newer attempt did not take the key handed over to an earlier one of its waiter")
 			}
 			if granted {
 				// The line the take read: its own entry in first, the grant
@@ -1285,6 +1351,7 @@ func TestLineModelNeverAddsAGrant(t *testing.T) {
 				switch {
 				case o.kind == opSet && liveKey == "":
 				case o.id != "" && liveKey == "~r:"+o.id:
+				case takesHanded: // handed over to an earlier attempt of its own (L12)
 				case o.id != "" && liveKey == "" && first(read) == o.id:
 				case o.id != "" && liveKey == "" && noRights: // no line here: plain Redlock (L8)
 				default:

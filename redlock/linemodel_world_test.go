@@ -48,10 +48,12 @@ import (
 //     attempt: Client.leave passes a value on where a node holds it, L12).
 //
 // The hand-over of L12 is not explored: the clients' attempts carry no
-// seq and no lease (as with fencing), so no attempt is registered in G,
-// and a release reserves the lock for the first in line (L2). The
-// hand-over is checked at the node level (TestLineModelNeverAddsAGrant,
-// the differential test) and on the client (linemodel_bridge_test.go).
+// seq and no lease (as with fencing), so no attempt is registered in G, a
+// release reserves the lock for the first in line (L2), and the undo goes
+// to the silent nodes at once (a numbered attempt's waits for their
+// answers). The hand-over is checked at the node level
+// (TestLineModelNeverAddsAGrant, the differential test) and on the client
+// (linemodel_bridge_test.go).
 //
 // Each client has one Lock caller: the hand-over between a client's own
 // waiters (L9, the successor put in by the leave) is checked at the node
