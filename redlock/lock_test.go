@@ -374,8 +374,10 @@ func TestContextCancellation(t *testing.T) {
 		t.Fatalf("Lock on a held lock = %v, want ErrNotAcquired and DeadlineExceeded", err)
 	}
 	var qe *redlock.QuorumError
-	if !errors.As(err, &qe) || qe.Attempts < 2 || qe.Refused < 3 || qe.Reason() != "context ended: context deadline exceeded" {
-		t.Fatalf("Lock error = %v, want several attempts, a refusing quorum, the context named", err)
+	// The figures are the last attempt's: one that the deadline cut short
+	// has fewer answers than a quorum (seen about once in 150 runs).
+	if !errors.As(err, &qe) || qe.Attempts < 2 || qe.Refused < 3 && !(qe.Granted+qe.Refused+qe.Failed < qe.N && qe.Granted == 0) || qe.Reason() != "context ended: context deadline exceeded" {
+		t.Fatalf("Lock error = %v (after %v), want several attempts, a refusing quorum (or an attempt the deadline cut short), the context named", err, d)
 	}
 	if d > 2*time.Second {
 		t.Fatalf("Lock took %v with a 300ms context", d)
