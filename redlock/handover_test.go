@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gomodule/redigo/redis"
+
 	"github.com/quorumlock/quorumlock/internal/redistest"
 	"github.com/quorumlock/quorumlock/redlock"
 )
@@ -58,5 +60,35 @@ func TestReleaseHandsOverToTheFirstWaiter(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// L12: a hand-over lasts the lease the waiter registered with its attempt,
+// whoever releases: the releaser's own node timeout (here 50ms, a
+// reservation of 200ms) does not cut short a lease the waiter counts on
+// (a review of L12 found the release's reservation time used, which gave
+// a waiter with a longer node timeout an Until() past the keys).
+func TestHandOverLastsTheWaitersLease(t *testing.T) {
+	c := redistest.New(t, 1)
+	n := c.Nodes()[0]
+	const name = "handover-lease"
+	holder := newClient(t, c, redlock.WithNodeTimeout(50*time.Millisecond), redlock.WithTries(1<<20))
+	l, err := holder.Lock(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A waiter that registered an attempt with a lease of 10s, and stopped.
+	if _, err := redlock.LineTake(n.Do, name, "wlease.x", 1, 10*time.Second, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Unlock(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	v, err := redis.String(n.Do("GET", redlock.LockKey(name)))
+	if err != nil || v != "dead-waiter-value" {
+		t.Fatalf("after the release the key holds %q (%v), want the waiter's value handed over", v, err)
+	}
+	if pttl, err := redis.Int64(n.Do("PTTL", redlock.LockKey(name))); err != nil || pttl < 5000 {
+		t.Fatalf("the hand-over lasts %dms (%v), want the waiter's lease of 10s", pttl, err)
 	}
 }
