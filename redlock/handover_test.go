@@ -26,13 +26,7 @@ func TestReleaseHandsOverToTheFirstWaiter(t *testing.T) {
 				opts = append(opts, redlock.WithFencing())
 			}
 			holder, waiter := newClient(t, c), newClient(t, c, opts...)
-			l, err := holder.TryLock(t.Context(), name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			heldEverywhere(t, c, name)
-			got := waitForLock(t.Context(), waiter, name)
-			inLine(t, c, name, 1)
+			l, got := waitBehind(t, c, holder, waiter, name, nil)
 			if err := l.Unlock(t.Context()); err != nil {
 				t.Fatal(err)
 			}

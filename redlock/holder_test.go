@@ -155,13 +155,9 @@ func TestHolderIsWrittenWithEveryAcquisition(t *testing.T) {
 // waitLine waits until some waiter stands in the line of name on every node.
 func waitLine(t *testing.T, c *redistest.Cluster, name string) {
 	t.Helper()
-	waitUntil(t, 10*time.Second, "a waiter in line", func() bool {
-		for _, n := range c.Nodes() {
-			if k, _ := n.Do("HLEN", redlock.LineKey(name)); k != int64(1) {
-				return false
-			}
-		}
-		return true
+	onEveryNode(t, c, "a waiter in line", func(n *redistest.Node) bool {
+		k, _ := n.Do("HLEN", redlock.LineKey(name))
+		return k == int64(1)
 	})
 }
 

@@ -65,9 +65,18 @@ func inLineAt(t *testing.T, c *redistest.Cluster, key string, want int) map[stri
 // node, leaving no entry there.
 func heldEverywhere(t *testing.T, c *redistest.Cluster, name string) {
 	t.Helper()
-	waitUntil(t, 10*time.Second, "the lock is held on every node", func() bool {
+	onEveryNode(t, c, "the lock is held on every node", func(n *redistest.Node) bool {
+		v, _ := n.Do("EXISTS", redlock.LockKey(name))
+		return v == int64(1)
+	})
+}
+
+// onEveryNode waits until cond holds on every node of c.
+func onEveryNode(t *testing.T, c *redistest.Cluster, what string, cond func(n *redistest.Node) bool) {
+	t.Helper()
+	waitUntil(t, 10*time.Second, what, func() bool {
 		for _, n := range c.Nodes() {
-			if v, _ := n.Do("EXISTS", redlock.LockKey(name)); v != int64(1) {
+			if !cond(n) {
 				return false
 			}
 		}
@@ -212,13 +221,9 @@ func TestTryLockRefusedWhileOthersWait(t *testing.T) {
 		// Unlock returns once a quorum released: the next round's TryLock
 		// must not find a straggling node still held, or the waiter's
 		// take would be granted there and leave no entry to count.
-		waitUntil(t, 10*time.Second, "the key is free on every node", func() bool {
-			for _, n := range c.Nodes() {
-				if v, _ := n.Do("EXISTS", redlock.LockKey(name)); v != int64(0) {
-					return false
-				}
-			}
-			return true
+		onEveryNode(t, c, "the key is free on every node", func(n *redistest.Node) bool {
+			v, _ := n.Do("EXISTS", redlock.LockKey(name))
+			return v == int64(0)
 		})
 	}
 }
@@ -515,13 +520,7 @@ func TestClientsOwnWaitersKeepArrivalOrder(t *testing.T) {
 	const name = "line-local"
 	opts := []redlock.Option{redlock.WithTries(1 << 20), redlock.WithNodeTimeout(200 * time.Millisecond)}
 	holder, one, other := newClient(t, c, opts...), newClient(t, c, opts...), newClient(t, c, opts...)
-	l, err := holder.TryLock(t.Context(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	heldEverywhere(t, c, name)
-	a1 := waitForLock(t.Context(), one, name)
-	inLine(t, c, name, 1)
+	l, a1 := waitBehind(t, c, holder, one, name, nil)
 	a2 := waitForLock(t.Context(), one, name) // the same client's second waiter
 	waiting(t, one, name, 2)
 	b := waitForLock(t.Context(), other, name)
