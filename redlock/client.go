@@ -428,40 +428,50 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 		}
 		release = w.undoArgs(keys, value, cfg.nodeTimeout)
 	}
-	bg := c.background()
-	undo := func(i int) {
-		c.nodes[i].Do(pipe.Request{Cmd: "EVALSHA", Args: release, Timeout: cfg.nodeTimeout, H: bg, Node: i})
-	}
-	for i, s := range r.slots {
-		switch {
-		case s.res == quorum.Refused:
-		case s.res == quorum.Pending && seq != 0:
-			// L12: a node still silent gets the undo once it answers,
-			// unless it refused: an undo that finds nothing of this
-			// attempt would pass on a hand-over of it.
-		default:
-			if seq != 0 {
-				w.bell.undoing(seq) // before the undo is queued
-			}
-			undo(i)
-		}
-	}
-	if seq != 0 {
-		r.whenAnswered(func(finals []quorum.Result) {
-			for i, f := range finals {
-				if r.slots[i].res == quorum.Pending && f != quorum.Refused {
-					w.bell.undoing(seq)
-					undo(i)
-				}
-			}
-			w.bell.settle(seq) // no undo anywhere: its hand-overs count
-		})
-	}
+	c.undo(r, w, seq, release, cfg.nodeTimeout)
 	qe := r.attemptError(name, ok, expired, fenceErrs, fenceCtxErr)
 	if c.observed() {
 		c.attempted(ctx, name, cfg, r.tally, decided.Sub(t1), token, qe)
 	}
 	return nil, qe
+}
+
+// undo sends a failed attempt's undo, release, to every node where the
+// attempt may have been applied (A8), without waiting for it. For a waiter's
+// numbered attempt (seq not 0), a node still silent gets it once it
+// answers, unless it refused: an undo that finds nothing of the attempt
+// would pass on a hand-over of it (L12); the attempt's hand-overs count
+// only if no undo went anywhere. (A function of its own: the closures below
+// would otherwise move the attempt's variables to the heap on every
+// attempt.)
+func (c *Client) undo(r *round, w *waiter, seq uint64, release []any, tau time.Duration) {
+	bg := c.background()
+	send := func(i int) {
+		c.nodes[i].Do(pipe.Request{Cmd: "EVALSHA", Args: release, Timeout: tau, H: bg, Node: i})
+	}
+	for i, s := range r.slots {
+		switch {
+		case s.res == quorum.Refused:
+		case s.res == quorum.Pending && seq != 0: // below, once it answers
+		default:
+			if seq != 0 {
+				w.bell.undoing(seq) // before the undo is queued
+			}
+			send(i)
+		}
+	}
+	if seq == 0 {
+		return
+	}
+	r.whenAnswered(func(finals []quorum.Result) {
+		for i, f := range finals {
+			if r.slots[i].res == quorum.Pending && f != quorum.Refused {
+				w.bell.undoing(seq)
+				send(i)
+			}
+		}
+		w.bell.settle(seq) // no undo anywhere: its hand-overs count
+	})
 }
 
 // attemptError describes a failed acquisition: r its round, ok whether the

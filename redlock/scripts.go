@@ -80,7 +80,7 @@ func LineKey(name string) string { return LockKey(name) + ":line" }
 // (field = waiter id, value = "seq:lease:value") that lives as long as the line
 // (ALGORITHM.md L12). It holds secrets: like the lock key, it is for the
 // scripts only.
-func GrantsKey(name string) string { return LineKey(name) + grantsSuffix }
+func GrantsKey(name string) string { return KeyPrefix + "{" + name + "}:line" + grantsSuffix } // one allocation
 
 const grantsSuffix = ":grants"
 

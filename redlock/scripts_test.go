@@ -28,3 +28,15 @@ func TestScriptHashesMatchScriptLoad(t *testing.T) {
 		}
 	}
 }
+
+// GrantsKey is LineKey and ":grants", built in one allocation.
+func TestGrantsKeyFollowsLineKey(t *testing.T) {
+	for _, name := range []string{"", "a", "job:{x}"} {
+		if got, want := GrantsKey(name), LineKey(name)+":grants"; got != want {
+			t.Fatalf("GrantsKey(%q) = %q, want %q", name, got, want)
+		}
+		if line, grants := lineAndGrants(name); line != LineKey(name) || grants != GrantsKey(name) {
+			t.Fatalf("lineAndGrants(%q) = %q, %q", name, line, grants)
+		}
+	}
+}
