@@ -27,76 +27,115 @@ type fakePool struct {
 // errFrozen, returned by a reply func, freezes that one request.
 var errFrozen = errors.New("fake: frozen")
 
-func (p *fakePool) Addr() string                            { return p.addr }
-func (p *fakePool) Get(context.Context) (redis.Conn, error) { return &fakeConn{p: p}, nil }
-func (p *fakePool) Close() error                            { return nil }
+func (p *fakePool) Addr() string { return p.addr }
+func (p *fakePool) Get(context.Context) (redis.Conn, error) {
+	return &fakeConn{replyQueue: replyQueue{thaw: p.thaw}, p: p}, nil
+}
+func (p *fakePool) Close() error { return nil }
 
 // fakeConn answers pipelined requests in order: Send computes the reply,
 // Receive hands them out.
 type fakeConn struct {
-	p       *fakePool
-	mu      sync.Mutex
-	replies []fakeReply
-	ready   chan struct{}
-}
-
-type fakeReply struct {
-	v      any
-	err    error
-	frozen bool
+	replyQueue
+	p *fakePool
 }
 
 func (c *fakeConn) Send(cmd string, args ...any) error {
-	r := fakeReply{v: "OK"}
+	r := c.queue()
 	switch {
 	case cmd == "SCRIPT":
-	case c.p.reply == nil:
-		r = fakeReply{frozen: true}
+		r.settle("OK", nil)
+	case c.p.reply == nil: // frozen: never settled
 	default:
-		r.v, r.err = c.p.reply(cmd, args)
-		if r.err == errFrozen {
-			r = fakeReply{frozen: true}
+		if v, err := c.p.reply(cmd, args); err != errFrozen {
+			r.settle(v, err)
 		}
 	}
-	c.mu.Lock()
-	c.replies = append(c.replies, r)
-	c.mu.Unlock()
 	return nil
 }
 
-func (c *fakeConn) ReceiveWithTimeout(d time.Duration) (any, error) {
+// replyQueue is the pipeline of a fake connection (fakeConn, and
+// slowConn in linemodel_bridge_test.go): Send queues a reply, settled
+// then or later (a frozen node's never is); Receive hands them out in the
+// order sent, each once it is settled, or none by the deadline. Its
+// connection's Send is the only thing a fake adds.
+type replyQueue struct {
+	thaw    <-chan struct{} // closed: every wait ends at once (nil: never)
+	mu      sync.Mutex
+	replies []*fakeReply // in the order sent
+}
+
+type fakeReply struct {
+	done chan struct{} // closed once v and err are set
+	v    any
+	err  error
+}
+
+// queue adds a reply, to be settled, after those sent before.
+func (q *replyQueue) queue() *fakeReply {
+	r := &fakeReply{done: make(chan struct{})}
+	q.mu.Lock()
+	q.replies = append(q.replies, r)
+	q.mu.Unlock()
+	return r
+}
+
+// settle sets the reply; Receive may hand it out.
+func (r *fakeReply) settle(v any, err error) {
+	r.v, r.err = v, err
+	close(r.done)
+}
+
+func (q *replyQueue) ReceiveWithTimeout(d time.Duration) (any, error) {
 	deadline := time.Now().Add(d)
 	for {
-		c.mu.Lock()
-		if len(c.replies) > 0 && !c.replies[0].frozen {
-			r := c.replies[0]
-			c.replies = c.replies[1:]
-			c.mu.Unlock()
+		q.mu.Lock()
+		var r *fakeReply
+		if len(q.replies) > 0 {
+			r = q.replies[0]
+		}
+		q.mu.Unlock()
+		if r != nil {
+			select {
+			case <-r.done: // settled: handed out, even past the deadline
+			default:
+				select {
+				case <-r.done:
+				case <-q.thaw:
+					return nil, os.ErrDeadlineExceeded
+				case <-time.After(time.Until(deadline)):
+					return nil, os.ErrDeadlineExceeded
+				}
+			}
+			q.mu.Lock()
+			q.replies = q.replies[1:]
+			q.mu.Unlock()
 			if r.err != nil {
 				return nil, r.err
 			}
 			return r.v, nil
 		}
-		c.mu.Unlock()
 		if !time.Now().Before(deadline) {
 			return nil, os.ErrDeadlineExceeded
 		}
 		select {
-		case <-c.p.thaw: // nil: never
+		case <-q.thaw:
 			return nil, os.ErrDeadlineExceeded
 		case <-time.After(time.Millisecond):
 		}
 	}
 }
 
-func (c *fakeConn) DoWithTimeout(time.Duration, string, ...any) (any, error) {
+func (q *replyQueue) DoWithTimeout(time.Duration, string, ...any) (any, error) {
 	return nil, errors.New("fake: Do is not used by the pipeline")
 }
-func (c *fakeConn) Do(string, ...any) (any, error) { return nil, errors.New("fake: plain Do is a bug") }
-func (c *fakeConn) Flush() error                   { return nil }
-func (c *fakeConn) Receive() (any, error)          { return c.ReceiveWithTimeout(time.Hour) }
-func (c *fakeConn) Close() error                   { return nil }
-func (c *fakeConn) Err() error                     { return nil }
+func (q *replyQueue) Do(string, ...any) (any, error) {
+	return nil, errors.New("fake: plain Do is a bug")
+}
+func (q *replyQueue) Flush() error          { return nil }
+func (q *replyQueue) Receive() (any, error) { return q.ReceiveWithTimeout(time.Hour) }
+func (q *replyQueue) Close() error          { return nil }
+func (q *replyQueue) Err() error            { return nil }
 
 // scriptOf tells which of our scripts an EVALSHA runs; a SET is the
 // acquisition without fencing.

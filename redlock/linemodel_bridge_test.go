@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -140,77 +139,26 @@ func (p *modelPool) submit(f func()) {
 	f()
 }
 
-func (p *modelPool) Get(context.Context) (redis.Conn, error) { return &slowConn{p: p}, nil }
+func (p *modelPool) Get(context.Context) (redis.Conn, error) {
+	return &slowConn{replyQueue: replyQueue{thaw: p.thaw}, p: p}, nil
+}
 
 // slowConn is fakeConn whose replies may come late: Send hands the request
 // to the node (submit), Receive waits for its reply until the deadline.
 type slowConn struct {
-	p       *modelPool
-	mu      sync.Mutex
-	replies []*slowReply // in the order sent
-}
-
-type slowReply struct {
-	done chan struct{} // closed once v and err are set
-	v    any
-	err  error
+	replyQueue
+	p *modelPool
 }
 
 func (c *slowConn) Send(cmd string, args ...any) error {
-	r := &slowReply{done: make(chan struct{})}
-	c.mu.Lock()
-	c.replies = append(c.replies, r)
-	c.mu.Unlock()
+	r := c.queue()
 	if cmd == "SCRIPT" {
-		r.v = "OK"
-		close(r.done)
+		r.settle("OK", nil)
 		return nil
 	}
-	c.p.submit(func() {
-		r.v, r.err = c.p.reply(cmd, args)
-		close(r.done)
-	})
+	c.p.submit(func() { r.settle(c.p.reply(cmd, args)) })
 	return nil
 }
-
-func (c *slowConn) ReceiveWithTimeout(d time.Duration) (any, error) {
-	deadline := time.Now().Add(d)
-	for {
-		c.mu.Lock()
-		if len(c.replies) > 0 {
-			r := c.replies[0]
-			c.mu.Unlock()
-			select {
-			case <-r.done:
-			case <-time.After(time.Until(deadline)):
-				return nil, os.ErrDeadlineExceeded
-			}
-			c.mu.Lock()
-			c.replies = c.replies[1:]
-			c.mu.Unlock()
-			if r.err != nil {
-				return nil, r.err
-			}
-			return r.v, nil
-		}
-		c.mu.Unlock()
-		if !time.Now().Before(deadline) {
-			return nil, os.ErrDeadlineExceeded
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-func (c *slowConn) DoWithTimeout(time.Duration, string, ...any) (any, error) {
-	return nil, errors.New("slowConn: Do is not used by the pipeline")
-}
-func (c *slowConn) Do(string, ...any) (any, error) {
-	return nil, errors.New("slowConn: plain Do is a bug")
-}
-func (c *slowConn) Flush() error          { return nil }
-func (c *slowConn) Receive() (any, error) { return c.ReceiveWithTimeout(time.Hour) }
-func (c *slowConn) Close() error          { return nil }
-func (c *slowConn) Err() error            { return nil }
 
 // attemptOf returns node i's field of G for waiter w (L12), split: the seq,
 // lease and value of the attempt it registered; ok false when none.
@@ -219,6 +167,76 @@ func (p *modelPool) attemptOf(w *waiter) (seq, lease, value string, ok bool) {
 	g, found := n.grant(w.id)
 	seq, lease, value, ok = splitGrant(g)
 	return seq, lease, value, found && ok
+}
+
+// bridge is what the bridge tests share: three nodes that answer as the
+// model does, a client on them, and the call config of the lock name.
+type bridge struct {
+	t     *testing.T
+	nodes []*modelPool
+	c     *Client
+	cfg   config
+}
+
+func newBridge(t *testing.T, name string, opts ...Option) *bridge {
+	t.Helper()
+	b := &bridge{t: t, nodes: []*modelPool{newModelPool(t, 0), newModelPool(t, 1), newModelPool(t, 2)}}
+	b.c = newTestClient(t, []pool.Pool{b.nodes[0], b.nodes[1], b.nodes[2]}, opts...)
+	var err error
+	if b.cfg, err = b.c.callConfig(name, nil); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// expect returns what node i ran next, which must begin with prefix.
+func (b *bridge) expect(i int, prefix string) string {
+	b.t.Helper()
+	got := b.nodes[i].ran(b.t)
+	if !strings.HasPrefix(got, prefix) {
+		b.t.Fatalf("node %d ran %q, want %s...", i, got, prefix)
+	}
+	return got
+}
+
+// heldWithSlowNode2: a holder takes the lock with a plain SET NX on every
+// node; a waiter joins the line (stopped when the test ends), node 2 is
+// held (slow), and the waiter's attempt is refused by nodes 0 and 1,
+// decided at the second refusal (A6), node 2 not answering yet. It
+// returns the holder, the waiter, and what resumes node 2.
+func (b *bridge) heldWithSlowNode2(name string) (holder *Lock, w *waiter, resume func()) {
+	t := b.t
+	t.Helper()
+	holder, err := b.c.TryLock(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range b.nodes {
+		b.expect(i, "acquire")
+	}
+	w = b.c.join(name)
+	t.Cleanup(w.stop)
+	resume = b.nodes[2].hold(t)
+	var qe *QuorumError
+	if _, err := b.c.attempt(t.Context(), name, &b.cfg, w); !errors.As(err, &qe) || qe.Granted > 0 || qe.Refused != 2 {
+		t.Fatalf("attempt while held: %v", err)
+	}
+	return holder, w, resume
+}
+
+// nextAttemptLocks: w's next attempt (what) gets the lock, with its own
+// value (A1), not the earlier attempt's.
+func (b *bridge) nextAttemptLocks(name string, w *waiter, earlier any, what, own string) *Lock {
+	t := b.t
+	t.Helper()
+	l, err := b.c.attempt(t.Context(), name, &b.cfg, w)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if l.value != w.last || l.value == earlier {
+		t.Fatalf("the lock's value %v, want %s, %v", l.value, own, w.last)
+	}
+	return l
 }
 
 // A8, L2, L4, L7, L12 on the real client (client.go attempt, Lock.release,
@@ -249,25 +267,12 @@ func followTheClient(t *testing.T, fencing bool) {
 	const name = "bridge"
 	const tau = 200 * time.Millisecond
 	const ttl = 10 * time.Second
-	nodes := []*modelPool{newModelPool(t, 0), newModelPool(t, 1), newModelPool(t, 2)}
-	pools := []pool.Pool{nodes[0], nodes[1], nodes[2]}
 	opts := []Option{WithNodeTimeout(tau), WithTTL(ttl)}
 	if fencing {
 		opts = append(opts, WithFencing())
 	}
-	c := newTestClient(t, pools, opts...)
-	cfg, err := c.callConfig(name, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	expect := func(i int, prefix string) string {
-		t.Helper()
-		got := nodes[i].ran(t)
-		if !strings.HasPrefix(got, prefix) {
-			t.Fatalf("node %d ran %q, want %s...", i, got, prefix)
-		}
-		return got
-	}
+	b := newBridge(t, name, opts...)
+	nodes, c, cfg, expect := b.nodes, b.c, b.cfg, b.expect
 	reserve := fmt.Sprint(reserveFor(tau).Milliseconds())
 	lease := fmt.Sprint(handOverLease(tau).Milliseconds())
 	// registered reports whether node i has, in G, the attempt of w whose
@@ -277,28 +282,14 @@ func followTheClient(t *testing.T, fencing bool) {
 		return seq, ok && l == lease && value == fmt.Sprint(v)
 	}
 
-	// A holder takes the lock with a plain SET NX.
-	holder, err := c.TryLock(t.Context(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range nodes {
-		expect(i, "acquire")
-	}
-	// A waiter in line is refused everywhere, and registered everywhere
-	// (with its attempt, unless fenced: L12); refused everywhere, it undoes
-	// nothing (A8). Node 2 is slow: the attempt is decided at the second
-	// refusal (A6); fenced, node 2, which had not answered yet, gets the
-	// undo (A8) after the take, and it finds nothing of ours; not fenced,
-	// the undo waits for node 2's answer, a refusal: none is sent (L12).
-	w := c.join(name)
-	defer w.stop()
-	resume := nodes[2].hold(t)
-	_, err = c.attempt(t.Context(), name, &cfg, w)
-	var qe *QuorumError
-	if !errors.As(err, &qe) || qe.Granted > 0 || qe.Refused != 2 {
-		t.Fatalf("attempt while held: %v", err)
-	}
+	// A holder takes the lock with a plain SET NX. A waiter in line is
+	// refused everywhere, and registered everywhere (with its attempt,
+	// unless fenced: L12); refused everywhere, it undoes nothing (A8).
+	// Node 2 is slow: the attempt is decided at the second refusal (A6);
+	// fenced, node 2, which had not answered yet, gets the undo (A8) after
+	// the take, and it finds nothing of ours; not fenced, the undo waits
+	// for node 2's answer, a refusal: none is sent (L12).
+	holder, w, resume := b.heldWithSlowNode2(name)
 	v1 := w.last // the first attempt's value (A1)
 	resume()
 	seqs := make([]string, len(nodes))
@@ -345,13 +336,7 @@ func followTheClient(t *testing.T, fencing bool) {
 	// them as its own, with its own value, A1): a lock. The grants took it
 	// out of the line (and G) on nodes 0 and 1; it leaves the line on node
 	// 2, where its take was refused, alone (L4), giving back no value.
-	l, err := c.attempt(t.Context(), name, &cfg, w)
-	if err != nil {
-		t.Fatalf("attempt on 2 reservations (or hand-overs) of 3: %v", err)
-	}
-	if l.value != w.last || l.value == v1 {
-		t.Fatalf("the lock's value %v, want its own attempt's, %v", l.value, w.last)
-	}
+	l := b.nextAttemptLocks(name, w, v1, "attempt on 2 reservations (or hand-overs) of 3", "its own attempt's")
 	for i := range nodes {
 		expect(i, "line take "+w.id+" "+fmt.Sprint(w.last))
 		if i == 2 {
@@ -431,21 +416,8 @@ func TestLineModelFollowsTheHandOver(t *testing.T) {
 	const name = "bridge-handover"
 	const tau = time.Second // the hand-over lasts 4 tau from the take's T1
 	const ttl = 10 * time.Second
-	nodes := []*modelPool{newModelPool(t, 0), newModelPool(t, 1), newModelPool(t, 2)}
-	pools := []pool.Pool{nodes[0], nodes[1], nodes[2]}
-	c := newTestClient(t, pools, WithNodeTimeout(tau), WithTTL(ttl))
-	cfg, err := c.callConfig(name, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	expect := func(i int, prefix string) string {
-		t.Helper()
-		got := nodes[i].ran(t)
-		if !strings.HasPrefix(got, prefix) {
-			t.Fatalf("node %d ran %q, want %s...", i, got, prefix)
-		}
-		return got
-	}
+	b := newBridge(t, name, WithNodeTimeout(tau), WithTTL(ttl))
+	nodes, c, cfg, expect := b.nodes, b.c, b.cfg, b.expect
 	lease := handOverLease(tau).Milliseconds()
 	// registered checks that node i registered w's attempt of value v, with
 	// the lease of 4 tau, and returns its seq.
@@ -468,23 +440,10 @@ func TestLineModelFollowsTheHandOver(t *testing.T) {
 		}
 		w.bell.announced(i, []byte(w.id+" "+seq))
 	}
-	holder, err := c.TryLock(t.Context(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range nodes {
-		expect(i, "acquire")
-	}
 
 	// Attempt 1, node 2 slow: refused by nodes 0 and 1, decided; node 2's
 	// answer is awaited before any undo there.
-	w := c.join(name)
-	defer w.stop()
-	resume := nodes[2].hold(t)
-	var qe *QuorumError
-	if _, err := c.attempt(t.Context(), name, &cfg, w); !errors.As(err, &qe) || qe.Granted > 0 || qe.Refused != 2 {
-		t.Fatalf("attempt while held: %v", err)
-	}
+	holder, w, resume := b.heldWithSlowNode2(name)
 	v1 := w.last
 	seq := ""
 	for i := range 2 {
@@ -557,6 +516,7 @@ func TestLineModelFollowsTheHandOver(t *testing.T) {
 	defer w2.stop()
 	// Decided by the refusals of nodes 0 and 1, with node 2's grant in or
 	// not: the undo goes there at once, or once it answers.
+	var qe *QuorumError
 	if _, err := c.attempt(t.Context(), name, &cfg, w2); !errors.As(err, &qe) || qe.Refused != 2 {
 		t.Fatalf("attempt with 1 grant of 3: %v", err)
 	}
@@ -582,13 +542,7 @@ func TestLineModelFollowsTheHandOver(t *testing.T) {
 	}
 	// Its next attempt, B, takes them as its own, and node 2's reservation:
 	// granted everywhere, with B's value; no undo, no leave.
-	lB, err := c.attempt(t.Context(), name, &cfg, w2)
-	if err != nil {
-		t.Fatalf("attempt B on two keys handed over to attempt A and a reservation: %v", err)
-	}
-	if lB.value != w2.last || lB.value == vA {
-		t.Fatalf("the lock's value %v, want attempt B's, %v", lB.value, w2.last)
-	}
+	lB := b.nextAttemptLocks(name, w2, vA, "attempt B on two keys handed over to attempt A and a reservation", "attempt B's")
 	for i := range nodes {
 		expect(i, "line take "+w2.id+" "+fmt.Sprint(w2.last))
 		if n := nodes[i].state(); n.key != fmt.Sprint(w2.last) || n.line != nil || n.grants != nil {
