@@ -79,7 +79,7 @@ func (w *wakeup) handedOver(i int, seq uint64) {
 	w.mu.Lock()
 	h := &w.h
 	h.got[i] = seq // a node's announcements come in the order it made them
-	ring := h.handedLocked() >= w.need
+	ring := w.waitingLocked() >= w.need
 	w.mu.Unlock()
 	if ring {
 		w.ring()

@@ -105,6 +105,32 @@ func TestHandOverCountsAQuorumWithinTheLease(t *testing.T) {
 		}
 	})
 
+	t.Run("reservations and hand-overs together ring", func(t *testing.T) {
+		// A release that crossed the attempt: two nodes reserved the lock
+		// for the waiter, two handed the attempt over (its undo went to
+		// the first two: the hand-overs do not count). Neither kind alone
+		// is a quorum, both together are: the next attempt takes them all
+		// (found by the hot-key benchmark as waits of a whole refresh
+		// interval, tau, with nobody ringing the waiter).
+		w := newWakeup("wC.6", 5)
+		w.reset()
+		s1 := w.sent(ms(0), "v1")
+		w.undoing(s1)
+		w.announced(1, []byte("wC.6"))
+		announce(w, 3, s1)
+		if rung(w) {
+			t.Fatal("rung by 2 of 5 nodes")
+		}
+		w.announced(2, []byte("wC.6"))
+		announce(w, 4, s1)
+		if !rung(w) {
+			t.Fatal("not rung with 2 reservations and 2 hand-overs of 5 nodes")
+		}
+		if _, _, ok := held(w, ms(10)); ok {
+			t.Fatal("held with hand-overs of an attempt whose undo went out")
+		}
+	})
+
 	t.Run("another waiter's, or malformed", func(t *testing.T) {
 		w := newWakeup("wC.5", 3)
 		s1 := w.sent(ms(0), "v1")

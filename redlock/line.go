@@ -202,9 +202,10 @@ func (w *wakeup) ring() {
 }
 
 // announced takes a release's announcement from node i: a reservation for
-// this waiter counts, and rings it once a quorum of nodes has reserved
-// (L2: its attempt then finds enough of them reserved, instead of racing
-// the release to the others); a reservation for another waiter is not its
+// this waiter counts, and rings it once a quorum of nodes has reserved the
+// lock for it or handed it over (L2, L12: its attempt then finds enough of
+// them waiting for it, instead of racing the release to the others); a
+// reservation for another waiter is not its
 // turn; a hand-over to it (its id and a seq) counts as handOver says (L12);
 // anything else ('1': the lock is free, or a release by an older client)
 // rings it.
@@ -219,16 +220,25 @@ func (w *wakeup) announced(i int, payload []byte) {
 	}
 	w.mu.Lock()
 	w.seen[i] = true
-	n := 0
-	for _, s := range w.seen {
-		if s {
-			n++
-		}
-	}
+	n := w.waitingLocked()
 	w.mu.Unlock()
 	if n >= w.need {
 		w.ring()
 	}
+}
+
+// waitingLocked counts the nodes where the lock waits for this waiter's
+// next attempt: reserved for it since its last attempt began, or handed
+// over to its latest attempt (L12), which its next attempt takes as its
+// own. A release that crosses an attempt leaves some nodes of each kind.
+func (w *wakeup) waitingLocked() int {
+	n := 0
+	for i, s := range w.seen {
+		if s || w.h.seq != 0 && w.h.got[i] == w.h.seq {
+			n++
+		}
+	}
+	return n
 }
 
 // reset forgets the reservations seen: called before each attempt.
