@@ -437,7 +437,9 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 }
 
 // undo sends a failed attempt's undo, release, to every node where the
-// attempt may have been applied (A8), without waiting for it. For a waiter's
+// attempt may have been applied (A8): not where it was refused, nor where
+// it was never written (no connection could be made), without waiting for
+// it. For a waiter's
 // numbered attempt (seq not 0), a node still silent gets it once it
 // answers, unless it refused: an undo that finds nothing of the attempt
 // would pass on a hand-over of it (L12); the attempt's hand-overs count
@@ -450,8 +452,12 @@ func (c *Client) undo(r *round, w *waiter, seq uint64, release []any, tau time.D
 		c.nodes[i].Do(pipe.Request{Cmd: "EVALSHA", Args: release, Timeout: tau, H: bg, Node: i})
 	}
 	for i, s := range r.slots {
+		var notSent *pipe.ConnectError
 		switch {
 		case s.res == quorum.Refused:
+		case s.res == quorum.Failed && errors.As(s.err, &notSent):
+			// No connection could be made: the attempt was never written
+			// there, and there is nothing to undo (A8).
 		case s.res == quorum.Pending && seq != 0: // below, once it answers
 		default:
 			if seq != 0 {

@@ -12,6 +12,22 @@ func FencingStats(c *Client) (fenced, fastPath int64) {
 // (L12).
 func HandOvers(c *Client) int64 { return c.stats.handOvers.Load() }
 
+// Settled reports whether c's first waiter for name has a latest attempt
+// in line that every node answered with no undo sent anywhere: its
+// hand-overs count (L12).
+func Settled(c *Client, name string) bool {
+	c.local.mu.Lock()
+	ws := c.local.names[name]
+	c.local.mu.Unlock()
+	if len(ws) == 0 {
+		return false
+	}
+	b := ws[0].bell
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.h.settled
+}
+
 // LineTake runs a waiter's attempt in line (line.lua take) on conn as a
 // waiter that then stops: tests put a dead waiter in line with it. With
 // seq not 0 the attempt registers its value for a hand-over (L12), as a

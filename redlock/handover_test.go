@@ -86,3 +86,41 @@ func TestHandOverLastsTheWaitersLease(t *testing.T) {
 		t.Fatalf("the hand-over lasts %dms (%v), want the waiter's lease of 10s", pttl, err)
 	}
 }
+
+// L12, A8: a node that is down (no connection can be made) never got the
+// attempt, so it needs no undo, and the attempt's hand-overs by the others
+// still count: with one node of three down, the waiter is handed the lock
+// over (a review found every attempt undone there, and the hand-over's
+// round trip lost whenever a node was down).
+func TestHandOverWithANodeDown(t *testing.T) {
+	c := redistest.New(t, 3)
+	const name = "handover-node-down"
+	if err := c.Nodes()[2].Kill(); err != nil {
+		t.Fatal(err)
+	}
+	// A node timeout of 5s: the waiter refreshes its place every 5s, so no
+	// new attempt of it comes between its settling and the release.
+	opts := []redlock.Option{redlock.WithTries(1 << 20), redlock.WithNodeTimeout(5 * time.Second)}
+	holder, waiter := newClient(t, c, opts...), newClient(t, c, opts...)
+	l, err := holder.Lock(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := waitForLock(t.Context(), waiter, name)
+	// Its attempt in line answered by every node (refused by two, never
+	// sent to the third), and no undo sent anywhere.
+	waitUntil(t, 10*time.Second, "the waiter's attempt in line settled", func() bool {
+		return redlock.Settled(waiter, name)
+	})
+	if err := l.Unlock(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	w := <-got
+	if w == nil {
+		t.Fatal("the waiter's Lock failed")
+	}
+	defer w.Unlock(t.Context())
+	if n := redlock.HandOvers(waiter); n != 1 {
+		t.Fatalf("%d locks handed over with a node down, want 1", n)
+	}
+}
