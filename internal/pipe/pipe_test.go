@@ -268,7 +268,7 @@ func TestCallBehindAndLate(t *testing.T) {
 		defer close(done)
 		n.Call(Request{Cmd: "BLPOP", Args: []any{"empty", "0.1"}, Deadline: time.Now().Add(time.Second), H: h, Node: 1})
 	}()
-	time.Sleep(20 * time.Millisecond)
+	inFlight(t, n)
 	h.wg.Add(1)
 	n.Do(Request{Cmd: "ECHO", Args: []any{"behind"}, Deadline: time.Now().Add(time.Second), H: h, Node: 2})
 	<-done
@@ -283,7 +283,7 @@ func TestCallBehindAndLate(t *testing.T) {
 		_, err := call(n, 50*time.Millisecond, "BLPOP", "empty", "0.3")
 		got <- fmt.Sprint(err)
 	}()
-	time.Sleep(10 * time.Millisecond)
+	inFlight(t, n)
 	if _, err := do(n, time.Second, "ECHO", "queued"); err == nil {
 		t.Fatal("a request behind a Call that timed out got a reply from the dead connection")
 	}
@@ -304,9 +304,7 @@ func TestCallBehindAndLate(t *testing.T) {
 // waits for a Call still reading, and leaks nothing.
 func TestCallFrozenNodeAndClose(t *testing.T) {
 	c := redistest.New(t, 1)
-	p := pool.New(c.Addrs()[0])
-	defer p.Close()
-	n := NewNode(p)
+	n := newNode(t, c.Addrs()[0]) // its clean-up closes it again: a no-op
 	if _, err := call(n, time.Second, "PING"); err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +325,7 @@ func TestCallFrozenNodeAndClose(t *testing.T) {
 		_, err := call(n, time.Second, "BLPOP", "empty", "0.1")
 		done <- err
 	}()
-	time.Sleep(20 * time.Millisecond)
+	inFlight(t, n)
 	n.Close()
 	if err := <-done; err != nil {
 		t.Fatalf("Call in flight at Close = %v, want its reply", err)
@@ -338,16 +336,30 @@ func TestCallFrozenNodeAndClose(t *testing.T) {
 // token: a Call then writes and reads its own request.
 func idle(t *testing.T, n *Node) {
 	t.Helper()
+	waitNode(t, n, "idle", func() bool { return !n.writing && len(n.queue) == 0 && n.cur != nil && n.cur.idle() })
+}
+
+// inFlight waits until a request is on n's connection, unanswered: a
+// Call started in another goroutine has taken the connection, and what is
+// sent now is written behind it.
+func inFlight(t *testing.T, n *Node) {
+	t.Helper()
+	waitNode(t, n, "carrying a request", func() bool { return n.cur != nil && n.cur.unanswered.Load() > 0 })
+}
+
+// waitNode waits, for up to 10s, until cond holds under n.mu.
+func waitNode(t *testing.T, n *Node, what string, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		n.mu.Lock()
-		ok := !n.writing && len(n.queue) == 0 && n.cur != nil && n.cur.idle()
+		ok := cond()
 		n.mu.Unlock()
 		if ok {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the node's connection is not idle after 10s")
+			t.Fatalf("the node's connection is not %s after 10s", what)
 		}
 		time.Sleep(time.Millisecond)
 	}
