@@ -355,7 +355,7 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 	switch {
 	case w != nil:
 		w.entered.Store(true)
-		keys = nameKeys(name)
+		keys = w.nameKeys(name)
 		key, value, counter = keys[0], c.value(cfg), keys[2]
 		w.last = value
 		w.bell.reset() // reservations announced from now on ring for the next attempt

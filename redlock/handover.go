@@ -146,7 +146,7 @@ func (c *Client) handedOver(ctx context.Context, name string, cfg *config, w *wa
 		return nil
 	}
 	c.stats.handOvers.Add(1)
-	keys := nameKeys(name)
+	keys := w.nameKeys(name)
 	l := newLock(c, name, keys[0], value, 0, cfg, now, until)
 	if c.observed() { // O1: held before the claim can end it
 		c.attempted(ctx, name, cfg, t, 0, 0, nil)

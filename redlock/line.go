@@ -40,6 +40,10 @@ type waiter struct {
 	place   atomic.Pointer[string] // its ticket: microseconds of the wall clock when it joined (L1)
 	bell    *wakeup
 	entered atomic.Bool // it may have entries on the nodes: it attempted, or was put in line
+	// keys are line.lua's keys of its name (nameKeys), boxed at its first
+	// attempt in line and used by every request it sends after. Only its
+	// Lock call's goroutine uses them.
+	keys []any
 	// last is its last attempt's value: a leave when it gives up passes on
 	// a lock handed over to it with it (L12). Only its Lock call's
 	// goroutine uses it.
@@ -124,6 +128,14 @@ func lineKeys(keys []any) []any {
 	return append(append(make([]any, 0, 16), lineHash, 4), keys...)
 }
 
+// nameKeys returns w's keys of name (its keys), made at the first call.
+func (w *waiter) nameKeys(name string) []any {
+	if w.keys == nil {
+		w.keys = nameKeys(name)
+	}
+	return w.keys
+}
+
 // nameKeys returns the keys line.lua works on for lock name, boxed once.
 func nameKeys(name string) []any {
 	return []any{LockKey(name), LineKey(name), CounterKey(name), GrantsKey(name)}
@@ -144,7 +156,7 @@ func (c *Client) leave(name string, w *waiter, tau time.Duration, won *round) {
 	if won == nil && w.last != nil {
 		value = w.last
 	}
-	c.leaveWith(&c.local, name, w, tau, won, append(lineKeys(nameKeys(name)), "leave", w.id, reserveFor(tau).Milliseconds(), value))
+	c.leaveWith(&c.local, name, w, tau, won, append(lineKeys(w.nameKeys(name)), "leave", w.id, reserveFor(tau).Milliseconds(), value))
 }
 
 // leaveWith sends args, the script that takes w out of the line, to the
