@@ -448,7 +448,9 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 // attempt.)
 func (c *Client) undo(r *round, w *waiter, seq uint64, release []any, tau time.Duration) {
 	bg := c.background()
+	undone := false // an undo of it went somewhere: its hand-overs never count
 	send := func(i int) {
+		undone = true
 		c.nodes[i].Do(pipe.Request{Cmd: "EVALSHA", Args: release, Timeout: tau, H: bg, Node: i})
 	}
 	for i, s := range r.slots {
@@ -460,9 +462,6 @@ func (c *Client) undo(r *round, w *waiter, seq uint64, release []any, tau time.D
 			// there, and there is nothing to undo (A8).
 		case s.res == quorum.Pending && seq != 0: // below, once it answers
 		default:
-			if seq != 0 {
-				w.bell.undoing(seq) // before the undo is queued
-			}
 			send(i)
 		}
 	}
@@ -472,11 +471,12 @@ func (c *Client) undo(r *round, w *waiter, seq uint64, release []any, tau time.D
 	r.whenAnswered(func(finals []quorum.Result) {
 		for i, f := range finals {
 			if r.slots[i].res == quorum.Pending && f != quorum.Refused {
-				w.bell.undoing(seq)
 				send(i)
 			}
 		}
-		w.bell.settle(seq) // no undo anywhere: its hand-overs count
+		if !undone { // its hand-overs count
+			w.bell.settle(seq)
+		}
 	})
 }
 

@@ -30,8 +30,7 @@ type lastAttempt struct {
 	seq     uint64    // the attempt's number; 0 before the first
 	t1      time.Time // its T1
 	value   any
-	settled bool     // every node answered it, and none needs its undo
-	undone  bool     // its undo went to some node: no hand-over of it counts
+	settled bool     // every node answered it, and no undo of it went anywhere
 	got     []uint64 // per node: the seq of its latest hand-over announced
 }
 
@@ -41,27 +40,18 @@ func (w *wakeup) sent(t1 time.Time, value any) uint64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	h := &w.h
-	h.seq, h.t1, h.value, h.settled, h.undone = h.seq+1, t1, value, false, false
+	h.seq, h.t1, h.value, h.settled = h.seq+1, t1, value, false
 	return h.seq
 }
 
-// undoing records that attempt seq's undo goes to some node: its value may
-// be there, by its take, and so no hand-over of it counts (the undo passes
-// it on, however late it arrives).
-func (w *wakeup) undoing(seq uint64) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.h.seq == seq {
-		w.h.undone = true
-	}
-}
-
-// settle records that every node answered attempt seq and none needs its
-// undo; it rings the waiter if a quorum has handed the attempt over.
+// settle records that every node answered attempt seq and no undo of it
+// went anywhere (an undo passes the attempt's value on, however late it
+// arrives, so an attempt undone anywhere never settles); it rings the
+// waiter if a quorum has handed the attempt over.
 func (w *wakeup) settle(seq uint64) {
 	w.mu.Lock()
 	ring := false
-	if w.h.seq == seq && !w.h.undone {
+	if w.h.seq == seq {
 		w.h.settled = true
 		ring = w.h.handedLocked() >= w.need
 	}
@@ -107,13 +97,11 @@ func (w *wakeup) held(now time.Time, lease time.Duration) (value any, until time
 	h := &w.h
 	n := h.handedLocked()
 	until = h.t1.Add(lease)
-	if h.seq == 0 || !h.settled || h.undone || n < w.need || !now.Before(until) {
+	if h.seq == 0 || !h.settled || n < w.need || !now.Before(until) {
 		return nil, until, t, false
 	}
 	t = quorum.NewTally(len(h.got))
-	for range n {
-		t.Add(quorum.Granted)
-	}
+	t.Granted = n
 	return h.value, until, t, true
 }
 
@@ -181,10 +169,9 @@ func (l *Lock) claim(keys []any, w *waiter, cfg *config) {
 
 // claimed moves Until after a claim sent at te, once every node answered.
 func (l *Lock) claimed(te time.Time, finals []quorum.Result) {
-	granted, maybe := 0, false
+	t := quorum.NewTally(len(finals))
 	for _, f := range finals {
-		granted += b2i(f == quorum.Granted)
-		maybe = maybe || f != quorum.Refused
+		t.Add(f)
 	}
 	l.mu.Lock()
 	defer l.unlock()
@@ -196,12 +183,12 @@ func (l *Lock) claimed(te time.Time, finals []quorum.Result) {
 		// Ended (its deadline passed) before the claim was answered: the
 		// nodes that took the claim, or may have, keep the key for a TTL,
 		// unless it is released.
-		if maybe {
+		if t.Refused < t.N { // granted, or failed: it may have applied
 			go l.release(context.Background())
 		}
 		return
 	}
-	if granted < quorum.Majority(len(finals)) {
+	if !t.Succeeded() {
 		// The lock ends at the hand-over's Until, and is released then
 		// (expireLocked), watched or not: a claim that timed out may
 		// still have been applied, and left the keys for a TTL.
@@ -217,11 +204,4 @@ func (l *Lock) claimed(te time.Time, finals []quorum.Result) {
 		l.until = until
 		l.armLocked()
 	}
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }

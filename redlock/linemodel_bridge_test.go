@@ -401,7 +401,7 @@ func followTheClient(t *testing.T, fencing bool) {
 }
 
 // L12 on the real client (Client.handedOver, Lock.claim, and the
-// attempt's undo, settle and wakeup.undoing): releases hand the lock over
+// attempt's undo, Client.undo and wakeup.settle): releases hand the lock over
 // to the waiter first in line on every node, which registered its latest
 // attempt there. The waiter counts those hand-overs only once every node
 // has answered the attempt and no undo of it went anywhere: not while a

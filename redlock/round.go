@@ -114,14 +114,14 @@ func (r *round) whenAnswered(then func(finals []quorum.Result)) {
 }
 
 // answeredLocked takes whenAnswered's function once every node answered,
-// with a copy of the answers.
+// with the answers.
 func (r *round) answeredLocked() (func([]quorum.Result), []quorum.Result) {
 	if r.then == nil || r.answered < len(r.slots) {
 		return nil, nil
 	}
 	then := r.then
 	r.then = nil
-	return then, append([]quorum.Result(nil), r.finals...)
+	return then, r.finals // written no more: every node answered
 }
 
 // decidedLocked reports whether the round's outcome is known: with choose,
