@@ -262,6 +262,7 @@ func TestCallBehindAndLate(t *testing.T) {
 		t.Fatal(err)
 	}
 	// BLPOP holds this connection's replies back for 100ms.
+	idle(t, n) // or the Call would be a Do
 	h := &ordered{}
 	done := make(chan struct{})
 	go func() {
@@ -278,6 +279,7 @@ func TestCallBehindAndLate(t *testing.T) {
 	}
 
 	got := make(chan string, 1)
+	idle(t, n)
 	start := time.Now()
 	go func() {
 		_, err := call(n, 50*time.Millisecond, "BLPOP", "empty", "0.3")
@@ -308,6 +310,7 @@ func TestCallFrozenNodeAndClose(t *testing.T) {
 	if _, err := call(n, time.Second, "PING"); err != nil {
 		t.Fatal(err)
 	}
+	idle(t, n)
 	c.Nodes()[0].Pause()
 	start := time.Now()
 	if _, err := call(n, 100*time.Millisecond, "PING"); !errors.Is(err, ErrTimeout) {
@@ -320,6 +323,7 @@ func TestCallFrozenNodeAndClose(t *testing.T) {
 	if _, err := call(n, time.Second, "PING"); err != nil {
 		t.Fatalf("Call after resume: %v", err)
 	}
+	idle(t, n)
 	done := make(chan error, 1)
 	go func() {
 		_, err := call(n, time.Second, "BLPOP", "empty", "0.1")
