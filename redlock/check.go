@@ -66,13 +66,17 @@ func (c *Client) checkNode(ctx context.Context, p pool.Pool) []error {
 	if _, err := pool.Do(ctx, p, "PUBLISH", LockKey("")+releasedSuffix, "check"); err != nil {
 		errs = append(errs, fmt.Errorf("%w: may not publish on the release channels (%v): waiters poll instead of being woken on release; grant the ACL user &%s*", ErrDegraded, err, KeyPrefix))
 	}
-	// L8: the line of waiters needs HSET, HGETALL, HGET, HDEL and TIME. Without
+	// L8: the line of waiters needs HSET, HGETALL, HDEL and TIME. Without
 	// them the scripts fall back to plain Redlock: safe, not fair. The
 	// probe's line belongs to no lock, and is left empty.
 	// A replica refuses the probe's writes (READONLY): N1 already says
 	// what is wrong with it.
 	if _, err := pool.Do(ctx, p, "EVAL", lineProbe, 1, LineKey("")); err != nil && master {
 		errs = append(errs, fmt.Errorf("%w: may not use the line of waiters (%v): waiters are served in no order; grant the ACL user +hset +hgetall +hget +hdel +time", ErrDegraded, err))
+	} else if _, err := pool.Do(ctx, p, "HGET", GrantsKey(""), "check"); err != nil && master {
+		// L8, L12: without HGET alone the line works, but a release
+		// reserves the lock instead of handing it over.
+		errs = append(errs, fmt.Errorf("%w: may not read the line's hand-overs (%v): a release reserves instead of handing the lock over, a round trip more per wait; grant the ACL user +hget", ErrDegraded, err))
 	}
 	want := map[string]string{"maxmemory-policy": "noeviction"}
 	rule := map[string]string{"maxmemory-policy": "N3: an evicted lock key is an early release"}
@@ -101,7 +105,6 @@ func (c *Client) checkNode(ctx context.Context, p pool.Pool) []error {
 // line of waiters needs.
 const lineProbe = `redis.call('HSET', KEYS[1], 'check', '0:0')
 redis.call('HGETALL', KEYS[1])
-redis.call('HGET', KEYS[1], 'check')
 redis.call('HDEL', KEYS[1], 'check')
 redis.call('TIME')
 return 1`

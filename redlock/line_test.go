@@ -451,6 +451,39 @@ func inLineAtLeast(t *testing.T, nodes []*redistest.Node, name string, want int)
 	}
 }
 
+// L8, L12: an ACL user with every right of the line but HGET (an ACL
+// written for a version before the hand-over) keeps the line: a waiter is
+// served by a reservation instead of a hand-over, and Check says so.
+func TestLineWithoutHGetReservesInstead(t *testing.T) {
+	c := redistest.New(t, 3)
+	for _, node := range c.Nodes() {
+		if _, err := node.Do("ACL", "SETUSER", "nohget", "on", ">pw", "~redlock:*", "&redlock:*", "-@all",
+			"+set", "+get", "+del", "+pexpire", "+incr", "+type", "+hgetall", "+hset", "+hdel", "+time",
+			"+eval", "+evalsha", "+script|load", "+publish", "+subscribe", "+unsubscribe", "+ping", "+info", "+config|get"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const name = "line-no-hget"
+	opts := []redlock.Option{redlock.WithTries(1 << 20), redlock.WithNodeTimeout(200 * time.Millisecond)}
+	holder := newClientOn(t, newPools(t, c.Addrs(), pool.WithUsername("nohget"), pool.WithPassword("pw")), opts...)
+	waiter := newClientOn(t, newPools(t, c.Addrs(), pool.WithUsername("nohget"), pool.WithPassword("pw")), opts...)
+	if err := holder.Check(t.Context()); !errors.Is(err, redlock.ErrDegraded) || !strings.Contains(err.Error(), "+hget") || strings.Contains(err.Error(), "no order") {
+		t.Fatalf("Check without HGET = %v, want ErrDegraded about the hand-over only", err)
+	}
+	l, got := waitBehind(t, c, holder, waiter, name, nil) // the line works: the waiter is in it
+	if err := l.Unlock(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	w := <-got
+	if w == nil {
+		t.Fatal("the waiter's Lock failed")
+	}
+	defer w.Unlock(t.Context())
+	if n := redlock.HandOvers(waiter); n != 0 {
+		t.Fatalf("%d locks handed over without HGET, want 0 (reserved instead)", n)
+	}
+}
+
 // L8: an ACL user with the rights of earlier versions (no HGETALL, HSET,
 // HDEL, TIME) gets plain Redlock: locks are taken, waited for and released,
 // without the line; Check reports the node as degraded.
