@@ -146,3 +146,24 @@ func TestLingeringChannelsAreBounded(t *testing.T) {
 		awaitSubscribers(t, c, s.chans[0], i) // the first evicted, the second lingers
 	}
 }
+
+// L11: recent builds, without allocating, the key of the group that wait
+// (listen) makes for a name and a client channel; the two must agree, or
+// L11 would silently never apply.
+func TestRecentFindsTheGroupWaitMade(t *testing.T) {
+	w := newWaiters(nil)
+	defer w.close()
+	for _, name := range []string{"a", "job:{x}", ""} {
+		if w.recent(name, "wC") {
+			t.Fatalf("recent(%q) before anyone waited", name)
+		}
+		stop := w.wait(name, "wC", newWakeup("wC.1", 1))
+		if !w.recent(name, "wC") {
+			t.Fatalf("recent(%q) = false while a waiter listens", name)
+		}
+		if w.recent(name, "wD") {
+			t.Fatalf("recent(%q) for another client's channel", name)
+		}
+		stop()
+	}
+}
