@@ -71,6 +71,16 @@ func heldEverywhere(t *testing.T, c *redistest.Cluster, name string) {
 	})
 }
 
+// freeEverywhere waits until no node holds the key of name: Unlock returns
+// once a quorum released, and the last node may run its release later.
+func freeEverywhere(t *testing.T, c *redistest.Cluster, name string) {
+	t.Helper()
+	onEveryNode(t, c, "the key is free on every node", func(n *redistest.Node) bool {
+		v, _ := n.Do("EXISTS", redlock.LockKey(name))
+		return v == int64(0)
+	})
+}
+
 // onEveryNode waits until cond holds on every node of c.
 func onEveryNode(t *testing.T, c *redistest.Cluster, what string, cond func(n *redistest.Node) bool) {
 	t.Helper()
@@ -221,10 +231,7 @@ func TestTryLockRefusedWhileOthersWait(t *testing.T) {
 		// Unlock returns once a quorum released: the next round's TryLock
 		// must not find a straggling node still held, or the waiter's
 		// take would be granted there and leave no entry to count.
-		onEveryNode(t, c, "the key is free on every node", func(n *redistest.Node) bool {
-			v, _ := n.Do("EXISTS", redlock.LockKey(name))
-			return v == int64(0)
-		})
+		freeEverywhere(t, c, name)
 	}
 }
 
