@@ -98,9 +98,11 @@ func TestHandOverWithANodeDown(t *testing.T) {
 	if err := c.Nodes()[2].Kill(); err != nil {
 		t.Fatal(err)
 	}
-	// A node timeout of 5s: the waiter refreshes its place every 5s, so no
-	// new attempt of it comes between its settling and the release.
-	opts := []redlock.Option{redlock.WithTries(1 << 20), redlock.WithNodeTimeout(5 * time.Second)}
+	// A node timeout of 5s and a retry delay of a minute: the waiter makes
+	// no new attempt (a refresh, or a retry) between its attempt's
+	// settling and the release (one did under a CPU hog, with the default
+	// delay of 50-250ms, and took the keys itself).
+	opts := []redlock.Option{redlock.WithTries(1 << 20), redlock.WithNodeTimeout(5 * time.Second), redlock.WithRetryDelay(func(int) time.Duration { return time.Minute })}
 	holder, waiter := newClient(t, c, opts...), newClient(t, c, opts...)
 	l, err := holder.Lock(t.Context(), name)
 	if err != nil {
@@ -109,7 +111,12 @@ func TestHandOverWithANodeDown(t *testing.T) {
 	got := waitForLock(t.Context(), waiter, name)
 	// Its attempt in line answered by every node (refused by two, never
 	// sent to the third), and no undo sent anywhere.
-	waitUntil(t, 10*time.Second, "the waiter's attempt in line settled", func() bool {
+	waitUntil(t, 10*time.Second, "the waiter's attempt in line settled, and it listens", func() bool {
+		for _, n := range c.Nodes()[:2] { // its channel subscribed: a hand-over announced reaches it (R5)
+			if chans, err := redis.Strings(n.Do("PUBSUB", "CHANNELS", redlock.LockKey(name)+":released:*")); err != nil || len(chans) != 1 {
+				return false
+			}
+		}
 		return redlock.Settled(waiter, name)
 	})
 	if err := l.Unlock(t.Context()); err != nil {

@@ -2,6 +2,7 @@ package redlock
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -90,6 +91,13 @@ func (r *round) Reply(i int, v any, err error) {
 		}
 	}
 	r.finals[i] = s.res
+	var notSent *pipe.ConnectError
+	if s.res == quorum.Failed && errors.As(s.err, &notSent) {
+		// No connection could be made: the request was never written, and
+		// what follows the answers (an undo, a leave, a claim's count)
+		// takes it as a refusal: nothing of it is on the node (A8, L12).
+		r.finals[i] = quorum.Refused
+	}
 	r.answered++
 	then, finals := r.answeredLocked()
 	r.mu.Unlock()
