@@ -119,14 +119,7 @@ func TestHandOverWithANodeDown(t *testing.T) {
 		}
 		return redlock.Settled(waiter, name)
 	})
-	if err := l.Unlock(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	w := <-got
-	if w == nil {
-		t.Fatal("the waiter's Lock failed")
-	}
-	defer w.Unlock(t.Context())
+	defer handOver(t, l, got).Unlock(t.Context())
 	if n := redlock.HandOvers(waiter); n != 1 {
 		t.Fatalf("%d locks handed over with a node down, want 1", n)
 	}

@@ -478,14 +478,7 @@ func TestLineWithoutHGetReservesInstead(t *testing.T) {
 		t.Fatalf("Check without HGET = %v, want ErrDegraded about the hand-over only", err)
 	}
 	l, got := waitBehind(t, c, holder, waiter, name, nil) // the line works: the waiter is in it
-	if err := l.Unlock(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	w := <-got
-	if w == nil {
-		t.Fatal("the waiter's Lock failed")
-	}
-	defer w.Unlock(t.Context())
+	defer handOver(t, l, got).Unlock(t.Context())
 	if n := redlock.HandOvers(waiter); n != 0 {
 		t.Fatalf("%d locks handed over without HGET, want 0 (reserved instead)", n)
 	}
