@@ -124,3 +124,44 @@ func TestHandOverWithANodeDown(t *testing.T) {
 		t.Fatalf("%d locks handed over with a node down, want 1", n)
 	}
 }
+
+// L12: a claim that finds the key free on a node where waiters still stand
+// in line hands it over there to the first of them, as a release does.
+// Otherwise a node whose key lapsed while others waited (a hand-over's
+// lease that ran out, a holder's TTL) stays free with a line for as long
+// as the name is contended: every waiter is handed the lock by the other
+// nodes, claims it and leaves the line there, and none ever takes that
+// node (the instances bench ran with one or two of five nodes so, for
+// whole runs).
+func TestClaimHandsAFreeKeyOver(t *testing.T) {
+	c := redistest.New(t, 3)
+	const name = "claim-free-key"
+	// No new attempt (a refresh, or a retry) while the test runs: the
+	// waiters take nothing themselves, they are handed the lock.
+	opts := []redlock.Option{redlock.WithTries(1 << 20), redlock.WithNodeTimeout(5 * time.Second), redlock.WithRetryDelay(func(int) time.Duration { return time.Minute })}
+	holder, x, y := newClient(t, c, opts...), newClient(t, c, opts...), newClient(t, c, opts...)
+	l, gotX := waitBehind(t, c, holder, x, name, nil)
+	gotY := waitForLock(t.Context(), y, name)
+	inLine(t, c, name, 2)
+	ownChannels(t, c, name, 2)
+	waitUntil(t, 10*time.Second, "both waiters' attempts in line settled", func() bool {
+		return redlock.Settled(x, name) && redlock.Settled(y, name)
+	})
+	lapsed := c.Nodes()[1]
+	if _, err := lapsed.Do("DEL", redlock.LockKey(name)); err != nil {
+		t.Fatal(err)
+	}
+	xl := handOver(t, l, gotX) // by the two other nodes, a quorum
+	// x's claim takes it out of the line on every node, and on the lapsed
+	// node hands the key over to y in the same step.
+	inLine(t, c, name, 1)
+	if v, err := lapsed.Do("EXISTS", redlock.LockKey(name)); err != nil || v != int64(1) {
+		t.Fatalf("after x's claim the key is free on %s (%v, %v), want it handed over to y, first in line there", lapsed.Addr(), v, err)
+	}
+	yl := handOver(t, xl, gotY)
+	defer yl.Unlock(t.Context())
+	heldEverywhere(t, c, name)
+	if n := redlock.HandOvers(y); n != 1 {
+		t.Fatalf("%d locks handed over to y, want 1", n)
+	}
+}

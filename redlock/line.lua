@@ -20,8 +20,10 @@
 --   optionally ARGV[5] the id of the waiter that takes its place (the next
 --   of the same client's waiters, L9), ARGV[6] that one's ticket, ARGV[7]
 --   entry lifetime in ms. The entry is removed (and the successor's put
---   in); a reservation for this waiter passes to the first in line (L4).
---   Returns 1.
+--   in); a reservation for this waiter passes to the first in line (L4),
+--   and so does a free key (L12: the waiters in line wait to be handed
+--   the lock, none takes a key that lapsed; unannounced when nobody is
+--   in line). Returns 1.
 -- undo: a failed attempt's undo (A8). ARGV[3] value v, ARGV[4] the ticket
 --   the waiter has from now on, ARGV[5] entry lifetime in ms, ARGV[6]
 --   reservation ms. Only where L holds v: the entry takes the new ticket
@@ -31,8 +33,9 @@
 -- claim: a lock handed over to the waiter on a quorum (L12). ARGV[3] v,
 --   ARGV[4] TTL in ms, ARGV[5] reservation ms, optionally the successor as
 --   leave's ARGV[5..7]. The entry is removed, as leave does; where L holds
---   v, it lasts TTL from now, never less than it had (PEXPIRE GT, E4).
---   Returns 1 where L holds v, 0 elsewhere.
+--   v, it lasts TTL from now, never less than it had (PEXPIRE GT, E4);
+--   where L is reserved for it, or free, L passes to the first in line,
+--   as in leave. Returns 1 where L holds v, 0 elsewhere.
 local id = ARGV[2]
 -- out takes the waiter's entry out of the line, and puts its successor
 -- (L9) in, from ARGV[first]: id, ticket, entry lifetime.
@@ -60,6 +63,10 @@ if ARGV[1] == 'leave' then
   local cur = redis.call('GET', KEYS[1])
   if cur == '~r:' .. id or (ARGV[4] ~= '' and cur == ARGV[4]) then
     hand(KEYS[1], KEYS[2], KEYS[4], ARGV[3], true)
+  elseif cur == false then
+    -- L12: a free key passes to the first in line, who waits for a
+    -- hand-over, not for this key.
+    hand(KEYS[1], KEYS[2], KEYS[4], ARGV[3], false)
   end
   return 1
 end
@@ -72,6 +79,8 @@ if ARGV[1] == 'claim' then
   end
   if cur == '~r:' .. id then
     hand(KEYS[1], KEYS[2], KEYS[4], ARGV[5], true)
+  elseif cur == false then
+    hand(KEYS[1], KEYS[2], KEYS[4], ARGV[5], false) -- as leave's
   end
   return 0
 end

@@ -113,10 +113,12 @@ var lineBranches = []string{
 	"leave: no reservation for it",
 	"leave: put its successor in",
 	"leave: passed on its value (L12)",
+	"leave: a free key passed on (L12)",
 	"leave: removed its grant (L12)",
 	"claim: held, made to last its TTL (L12)",
 	"claim: held, its longer expiry kept (L12)",
 	"claim: reserved for it, passed on (L12)",
+	"claim: a free key passed on (L12)",
 	"claim: neither held nor reserved (L12)",
 	"claim: put its successor in (L12)",
 	"claim: removed its grant (L12)",
@@ -531,8 +533,8 @@ func (n *lineNode) out(c *scriptClock, op, id string, next *successor) {
 // leave is line.lua's leave: the entry goes from the line and G (and the
 // successor's comes, when there is one), and the key passes to the first
 // in line when it is reserved for id, or holds value, not "" (a waiter that
-// gave up passes on a lock handed over to it, L12). It returns 1 and what
-// was published.
+// gave up passes on a lock handed over to it, L12), or is free (silently
+// when nobody is in line, L12). It returns 1 and what was published.
 func (n *lineNode) leave(c *scriptClock, id, value string, reserve int64, next *successor) (reply int64, pub announcement) {
 	n.begin(c.snap)
 	n.out(c, "leave", id, next)
@@ -543,6 +545,9 @@ func (n *lineNode) leave(c *scriptClock, id, value string, reserve int64, next *
 	case value != "" && n.key == value:
 		n.cov.hit("leave: passed on its value (L12)")
 		return 1, n.hand(c, reserve, true)
+	case n.key == "":
+		n.cov.hit("leave: a free key passed on (L12)")
+		return 1, n.hand(c, reserve, false)
 	}
 	n.cov.hit("leave: no reservation for it")
 	return 1, announcement{}
@@ -552,7 +557,8 @@ func (n *lineNode) leave(c *scriptClock, id, value string, reserve int64, next *
 // the successor's comes), as leave's; where the key holds value it lasts
 // ttl from now, never less than it had (PEXPIRE GT), and the reply is 1;
 // where it is reserved for id, it passes to the first in line, announced;
-// the reply is 0 but where it holds value. It returns what was published.
+// where it is free, too, silently when nobody is in line; the reply is 0
+// but where it holds value. It returns what was published.
 func (n *lineNode) claim(c *scriptClock, id, value string, ttl, reserve int64, next *successor) (reply int64, pub announcement) {
 	n.begin(c.snap)
 	n.out(c, "claim", id, next)
@@ -569,6 +575,9 @@ func (n *lineNode) claim(c *scriptClock, id, value string, ttl, reserve int64, n
 	case n.key == "~r:"+id:
 		n.cov.hit("claim: reserved for it, passed on (L12)")
 		return 0, n.hand(c, reserve, true)
+	case n.key == "":
+		n.cov.hit("claim: a free key passed on (L12)")
+		return 0, n.hand(c, reserve, false)
 	}
 	n.cov.hit("claim: neither held nor reserved (L12)")
 	return 0, announcement{}
@@ -1224,8 +1233,10 @@ func (o *nodeOp) writes() string {
 //     never to a take without a seq or arriving late;
 //   - a new reservation names the first live waiter in line, one that
 //     registered no attempt, and is made only by the release or undo of a
-//     live lock, or by the leave or claim of the waiter it was for; a live
-//     reservation ends only by its waiter's grant, leave or claim;
+//     live lock, by the leave or claim of the waiter it was for, or by any
+//     leave or claim where the key is free (L12: a key that lapsed while
+//     others waited passes to the first of them); a live reservation ends
+//     only by its waiter's grant, leave or claim;
 //   - L12: a hand-over (announced as "id seq") gives the first live waiter
 //     in line the value of the attempt it registered with that seq, for
 //     the lease it registered (not the reservation's time), keeps its
@@ -1283,8 +1294,9 @@ func TestLineModelNeverAddsAGrant(t *testing.T) {
 			reg := before.grantsMap()[o.id]
 			_, _, regValue, _ := splitGrant(reg)
 			takesHanded := o.kind == opTake && !noRights && liveKey != "" && liveKey == regValue && newerTake(reg, o.seq)
-			// The leave or claim of the waiter a live reservation is for.
-			passes := (o.kind == opLeave || o.kind == opClaim) && liveKey == "~r:"+o.id
+			// The leave or claim of the waiter a live reservation is for,
+			// or any leave or claim where the key is free (L12).
+			passes := (o.kind == opLeave || o.kind == opClaim) && (liveKey == "~r:"+o.id || liveKey == "")
 			want, wantG := liveLine(&before), before.grantsMap()
 			if !noRights {
 				o.entries(want, wantG, ours, granted)
