@@ -405,7 +405,11 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 		if c.observed() {
 			c.attempted(ctx, name, cfg, r.tally, decided.Sub(t1), token, nil)
 		}
-		return newLock(c, name, key, value, token, cfg, t1, until), nil
+		l := newLock(c, name, key, value, token, cfg, t1, until)
+		if w != nil {
+			l.waiter = w.id
+		}
+		return l, nil
 	}
 	// A8: a failed attempt releases its value everywhere it may have been
 	// applied: grants, errors, timeouts and nodes still silent (A4). A

@@ -33,10 +33,37 @@ func Settled(c *Client, name string) bool {
 // seq not 0 the attempt registers its value for a hand-over (L12), as a
 // waiter without fencing does.
 func LineTake(do func(cmd string, args ...any) (any, error), name, id string, ticket int64, lifetime time.Duration, seq uint64) (any, error) {
-	args := []any{lineSrc, 4, LockKey(name), LineKey(name), CounterKey(name), GrantsKey(name), "take", id, "dead-waiter-value",
+	return LineTakeWith(do, name, id, "dead-waiter-value", ticket, lifetime, seq)
+}
+
+// LineTakeWith is LineTake with the attempt's value.
+func LineTakeWith(do func(cmd string, args ...any) (any, error), name, id, value string, ticket int64, lifetime time.Duration, seq uint64) (any, error) {
+	args := []any{lineSrc, 4, LockKey(name), LineKey(name), CounterKey(name), GrantsKey(name), "take", id, value,
 		10000, ticket, lifetime.Milliseconds(), "0"}
 	if seq != 0 {
 		args = append(args, seq, lifetime.Milliseconds()) // a lease of the entry's lifetime
+	}
+	return do("EVAL", args...)
+}
+
+// LineUndo runs a waiter's undo of its attempt with value (line.lua undo),
+// the waiter keeping ticket; LineLeave its leave, passing on value where
+// the key holds it (” after it took the lock).
+func LineUndo(do func(cmd string, args ...any) (any, error), name, id, value string, ticket int64, lifetime, reserve time.Duration) (any, error) {
+	return do("EVAL", lineSrc, 4, LockKey(name), LineKey(name), CounterKey(name), GrantsKey(name), "undo", id, value, ticket, lifetime.Milliseconds(), reserve.Milliseconds())
+}
+
+func LineLeave(do func(cmd string, args ...any) (any, error), name, id, value string, reserve time.Duration) (any, error) {
+	return do("EVAL", lineSrc, 4, LockKey(name), LineKey(name), CounterKey(name), GrantsKey(name), "leave", id, reserve.Milliseconds(), value)
+}
+
+// Release runs a lock's release (release.lua, announced, with a
+// reservation of reserve) of value on conn, as Unlock sends it: with the
+// id of the waiter that took it in line, or "".
+func Release(do func(cmd string, args ...any) (any, error), name, value, waiter string, reserve time.Duration) (any, error) {
+	args := []any{releaseSrc, 3, LockKey(name), LineKey(name), GrantsKey(name), value, "1", reserve.Milliseconds()}
+	if waiter != "" {
+		args = append(args, waiter)
 	}
 	return do("EVAL", args...)
 }

@@ -136,6 +136,7 @@ func (c *Client) handedOver(ctx context.Context, name string, cfg *config, w *wa
 	c.stats.handOvers.Add(1)
 	keys := w.nameKeys(name)
 	l := newLock(c, name, keys[0], value, 0, cfg, now, until)
+	l.waiter = w.id
 	if c.observed() { // O1: held before the claim can end it
 		c.attempted(ctx, name, cfg, t, 0, 0, nil)
 	}

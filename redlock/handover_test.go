@@ -1,6 +1,10 @@
 package redlock_test
 
 import (
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -163,5 +167,248 @@ func TestClaimHandsAFreeKeyOver(t *testing.T) {
 	heldEverywhere(t, c, name)
 	if n := redlock.HandOvers(y); n != 1 {
 		t.Fatalf("%d locks handed over to y, want 1", n)
+	}
+}
+
+// L12, L2: with many instances (one client each) taking and releasing one
+// name, every node keeps taking part: each grant, hand-over or reservation
+// is a SET on the node, and no node makes far fewer than the others. (A
+// key that lapsed on a node while others waited left that node free with a
+// line for good: the instances bench ran whole runs on three or four of
+// five nodes, one fault from a stall.)
+func TestEveryNodeKeepsServingUnderContention(t *testing.T) {
+	c := redistest.New(t, 5)
+	const name, instances, rounds = "every-node-serves", 8, 40
+	opts := []redlock.Option{redlock.WithTries(1 << 20), redlock.WithNodeTimeout(time.Second)}
+	clients := make([]*redlock.Client, instances)
+	for i := range clients {
+		clients[i] = newClient(t, c, opts...)
+	}
+	for _, n := range c.Nodes() {
+		if _, err := n.Do("CONFIG", "RESETSTAT"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, err := range concurrently(instances, func(i int) error {
+		for range rounds {
+			l, err := clients[i].Lock(t.Context(), name)
+			if err != nil {
+				return err
+			}
+			if err := l.Unlock(t.Context()); err != nil {
+				return err
+			}
+		}
+		return nil
+	}) {
+		t.Fatalf("instance: %v", err)
+	}
+	freeEverywhere(t, c, name)
+	sets := make([]int, len(c.Nodes()))
+	for i, n := range c.Nodes() {
+		info, err := redis.String(n.Do("INFO", "commandstats"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rest, _ := strings.Cut(info, "cmdstat_set:calls=")
+		calls, _, _ := strings.Cut(rest, ",")
+		if sets[i], err = strconv.Atoi(calls); err != nil {
+			t.Fatalf("%s: no SET count in INFO commandstats (%v)", n.Addr(), err)
+		}
+	}
+	if lo, hi := slices.Min(sets), slices.Max(sets); lo < hi/2 {
+		t.Fatalf("SETs per node %v over %d acquisitions: a node sat out", sets, instances*rounds)
+	}
+	t.Logf("SETs per node %v over %d acquisitions", sets, instances*rounds)
+}
+
+// handOverScript does on one node what a release does for a waiter first in
+// line (L12): the key becomes the attempt the waiter registered, for its
+// lease, announced on its client's channel; with ARGV[3] '1', another lock
+// then takes the key in the same step, so that the waiter's claim finds it
+// gone there.
+const handOverScript = `
+local g = redis.call('HGET', KEYS[2], ARGV[1])
+local seq, lease, v = string.match(g, '^(%d+):(%d+):(.*)$')
+redis.call('SET', KEYS[1], v, 'PX', lease)
+redis.call('PUBLISH', ARGV[2], ARGV[1] .. ' ' .. seq)
+if ARGV[3] == '1' then
+  redis.call('SET', KEYS[1], 'another-lock', 'PX', 600000)
+end
+return seq`
+
+// L12: a claim that fails (a quorum no longer holds the value handed over)
+// leaves Until() at the hand-over's, and the lock ends then and is
+// released: the node where the claim did apply keeps the key for the TTL
+// otherwise.
+func TestFailedClaimReleasesAtTheHandOversEnd(t *testing.T) {
+	c := redistest.New(t, 3)
+	const name, tau, ttl = "failed-claim", time.Second, 10 * time.Minute
+	holder := newClient(t, c)
+	// No new attempt while the test runs (a refresh comes every tau, a
+	// retry after a minute): the hand-over names the waiter's only one.
+	waiter := newClient(t, c, redlock.WithTries(1<<20), redlock.WithTTL(ttl), redlock.WithNodeTimeout(tau),
+		redlock.WithRetryDelay(func(int) time.Duration { return time.Minute }))
+	_, got := waitBehind(t, c, holder, waiter, name, nil)
+	ownChannels(t, c, name, 1)
+	waitUntil(t, 10*time.Second, "the waiter's attempt in line settled", func() bool { return redlock.Settled(waiter, name) })
+	var id string
+	for k := range inLine(t, c, name, 1) {
+		id = k
+	}
+	cid, _, _ := strings.Cut(id, ".")
+	channel := redlock.LockKey(name) + ":released:" + cid
+	// Handed over by nodes 0 and 1, a quorum; node 1 is taken by another
+	// lock at once, node 2 still has the holder's: the claim holds on node 0
+	// only.
+	for i, n := range c.Nodes()[:2] {
+		if _, err := n.Do("EVAL", handOverScript, 2, redlock.LockKey(name), redlock.GrantsKey(name), id, channel, strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := <-got
+	if l == nil {
+		t.Fatal("the waiter's Lock failed")
+	}
+	if left := time.Until(l.Until()); left > 4*tau {
+		t.Fatalf("Until() %v away after a hand-over, want within its lease of %v", left, 4*tau)
+	}
+	claimed := c.Nodes()[0]
+	waitUntil(t, 10*time.Second, "the claim made the key last its TTL on node 0", func() bool {
+		pttl, err := redis.Int64(claimed.Do("PTTL", redlock.LockKey(name)))
+		return err == nil && pttl > int64(time.Minute/time.Millisecond)
+	})
+	if left := time.Until(l.Until()); left > 4*tau {
+		t.Fatalf("Until() %v away after a claim that failed, want the hand-over's (within %v)", left, 4*tau)
+	}
+	// The lock ends at the hand-over's Until, and is released there, though
+	// nobody watches it and the TTL is ten minutes.
+	waitUntil(t, 30*time.Second, "the key released on node 0 at the hand-over's end", func() bool {
+		v, err := claimed.Do("EXISTS", redlock.LockKey(name))
+		return err == nil && v == int64(0)
+	})
+	if err := l.Err(); !errors.Is(err, redlock.ErrLockLost) {
+		t.Fatalf("Err() = %v after a failed claim's end, want ErrLockLost", err)
+	}
+	if v, err := redis.String(c.Nodes()[1].Do("GET", redlock.LockKey(name))); err != nil || v != "another-lock" {
+		t.Fatalf("node 1's key is %q (%v): another lock's key was touched", v, err)
+	}
+}
+
+// L12, L4: a release never hands the lock back to its own holder. A waiter
+// whose attempt was granted on a quorum has its entry (and the attempt
+// registered) on the nodes that refused it until its leave reaches them,
+// which it sends once every node answered; its Unlock can reach such a
+// node first, once the key there holds its value (handed over to that
+// very attempt by the previous holder's release, which came late). The
+// release then found the holder first in line and handed it the key
+// again: nobody claimed or released that copy, and the node sat out for
+// the lease (found in TestEveryNodeKeepsServingUnderContention's runs).
+func TestReleaseNeverHandsTheLockBackToItsHolder(t *testing.T) {
+	c := redistest.New(t, 1)
+	n := c.Nodes()[0]
+	const name, lease = "release-not-to-itself", 10 * time.Second
+	if _, err := n.Do("SET", redlock.LockKey(name), "previous-holder", "PX", 60000); err != nil {
+		t.Fatal(err)
+	}
+	// Two waiters in line, each with its attempt registered, refused here.
+	for i, w := range []string{"wa.1", "wb.1"} {
+		if _, err := redlock.LineTakeWith(n.Do, name, w, "value-of-"+w, int64(i+1), lease, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The previous holder's release, late: the key is handed to wa's
+	// attempt, which wa holds as its lock (granted on the other nodes).
+	if _, err := redlock.Release(n.Do, name, "previous-holder", "", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := redis.String(n.Do("GET", redlock.LockKey(name))); err != nil || v != "value-of-wa.1" {
+		t.Fatalf("the key is %q (%v) after the previous holder's release, want handed to wa", v, err)
+	}
+	// wa's Unlock, before its leave.
+	if r, err := redis.Int(redlock.Release(n.Do, name, "value-of-wa.1", "wa.1", time.Second)); err != nil || r != 1 {
+		t.Fatalf("wa's release answered %d (%v), want 1", r, err)
+	}
+	if v, err := redis.String(n.Do("GET", redlock.LockKey(name))); err != nil || v != "value-of-wb.1" {
+		t.Fatalf("after wa's own release the key is %q (%v), want handed over to wb, the next in line", v, err)
+	}
+	if line, err := redis.StringMap(n.Do("HGETALL", redlock.LineKey(name))); err != nil || len(line) != 1 || line["wb.1"] == "" {
+		t.Fatalf("line %v (%v) after wa's release, want wb only", line, err)
+	}
+}
+
+// L12, A8: an undo that comes late never hands the lock to the undoing
+// waiter itself. A waiter's attempt granted on too few nodes is undone
+// there once they answered; its next attempt may have reached such a node
+// first, been refused (the key held the earlier attempt's value) and
+// registered, and have won the lock elsewhere and been released already.
+// The undo then found the waiter first in line and handed it the later
+// attempt's value: nobody claimed or released that copy, and the node sat
+// out for the lease (found in TestEveryNodeKeepsServingUnderContention's
+// runs). The undo reserves for the waiter instead: a reservation its next
+// attempt takes, and its leave passes on.
+func TestLateUndoNeverHandsTheLockToItsWaiter(t *testing.T) {
+	c := redistest.New(t, 1)
+	n := c.Nodes()[0]
+	const name, lease = "undo-not-to-itself", 10 * time.Second
+	do := n.Do
+	// wq's attempt 2 is granted here (free key, first in line), then wb
+	// joins, then wq's attempt 3 comes, refused (the key holds attempt 2).
+	if r, err := redis.Int(redlock.LineTakeWith(do, name, "wq.1", "attempt-2", 1, lease, 2)); err != nil || r != 1 {
+		t.Fatalf("attempt 2: %d, %v; want granted", r, err)
+	}
+	if _, err := redlock.LineTakeWith(do, name, "wb.1", "value-of-wb", 2, lease, 1); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := redis.Int(redlock.LineTakeWith(do, name, "wq.1", "attempt-3", 1, lease, 3)); err != nil || r != 0 {
+		t.Fatalf("attempt 3: %d, %v; want refused", r, err)
+	}
+	// Attempt 3 won elsewhere and was released (nothing here: the key is
+	// not its); then attempt 2's undo, then wq's leave.
+	if _, err := redlock.Release(do, name, "attempt-3", "wq.1", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := redis.Int(redlock.LineUndo(do, name, "wq.1", "attempt-2", 1, lease, time.Second)); err != nil || r != 1 {
+		t.Fatalf("undo of attempt 2: %d, %v; want undone", r, err)
+	}
+	if v, err := redis.String(do("GET", redlock.LockKey(name))); err != nil || v == "attempt-3" {
+		t.Fatalf("after the undo the key is %q (%v): handed to the undoing waiter's own attempt", v, err)
+	}
+	if _, err := redlock.LineLeave(do, name, "wq.1", "", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := redis.String(do("GET", redlock.LockKey(name))); err != nil || v != "value-of-wb" {
+		t.Fatalf("after wq's leave the key is %q (%v), want handed over to wb", v, err)
+	}
+}
+
+// L12, L4: a lock taken in line takes its waiter out of the line with its
+// release, on the nodes its leave has not reached yet: a hand-over that
+// comes there after the release (another lock's, released late) goes to
+// the next in line, not to a waiter that holds nothing any more (found in
+// TestEveryNodeKeepsServingUnderContention's runs: the key handed to the
+// released attempt stayed for the lease).
+func TestReleaseTakesItsWaiterOutOfTheLine(t *testing.T) {
+	c := redistest.New(t, 1)
+	n := c.Nodes()[0]
+	const name, lease = "release-takes-its-waiter-out", 10 * time.Second
+	if _, err := n.Do("SET", redlock.LockKey(name), "a-late-lock", "PX", 60000); err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range []string{"wk.1", "wb.1"} {
+		if _, err := redlock.LineTakeWith(n.Do, name, w, "value-of-"+w, int64(i+1), lease, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// wk's attempt won elsewhere; its Unlock comes here before its leave,
+	// then the late lock's release.
+	if r, err := redis.Int(redlock.Release(n.Do, name, "value-of-wk.1", "wk.1", time.Second)); err != nil || r != 0 {
+		t.Fatalf("wk's release answered %d (%v), want 0: the key is not its here", r, err)
+	}
+	if _, err := redlock.Release(n.Do, name, "a-late-lock", "", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := redis.String(n.Do("GET", redlock.LockKey(name))); err != nil || v != "value-of-wb.1" {
+		t.Fatalf("the key is %q (%v), want handed over to wb, wk having released", v, err)
 	}
 }

@@ -28,8 +28,9 @@
 --   the waiter has from now on, ARGV[5] entry lifetime in ms, ARGV[6]
 --   reservation ms. Only where L holds v: the entry takes the new ticket
 --   (the back of the line, L7, when the waiter was given one), and L
---   passes to the first in line, or is deleted. Returns 1 when undone, 0
---   when L did not hold v.
+--   passes to the first in line (reserved, when that is the waiter
+--   itself, L12), or is deleted. Returns 1 when undone, 0 when L did not
+--   hold v.
 -- claim: a lock handed over to the waiter on a quorum (L12). ARGV[3] v,
 --   ARGV[4] TTL in ms, ARGV[5] reservation ms, optionally the successor as
 --   leave's ARGV[5..7]. The entry is removed, as leave does; where L holds
@@ -92,7 +93,7 @@ if ARGV[1] == 'undo' then
   if now then
     enter(KEYS[2], id, ARGV[4], tonumber(ARGV[5]), now)
   end
-  hand(KEYS[1], KEYS[2], KEYS[4], ARGV[6], false)
+  hand(KEYS[1], KEYS[2], KEYS[4], ARGV[6], false, id)
   return 1
 end
 -- The attempt the waiter registered before, and the value a release may

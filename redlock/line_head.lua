@@ -94,10 +94,15 @@ end
 -- waiters sleep on). With nobody in line it deletes L and announces '1' on
 -- L..':released' to every waiter when announce is set. PUBLISH is
 -- best-effort (R5). grants may be nil: reservations only.
-local function hand(lock, line, grants, reserve_ms, announce)
+-- self, when given, is the id of the waiter whose undo this is (A8): when
+-- first in line it gets a reservation, not a hand-over, which its next
+-- attempt takes and its leave passes on. Its later attempt, registered
+-- here, may have won the lock elsewhere and been released already: a
+-- hand-over of it would be counted and released by nobody (L12).
+local function hand(lock, line, grants, reserve_ms, announce, self)
   local h = head(line, grants)
+  local g = h and h ~= self and grants and redis.pcall('HGET', grants, h)
   if h then
-    local g = grants and redis.pcall('HGET', grants, h)
     if type(g) == 'string' then
       local sep = string.find(g, ':', 1, true)
       local sep2 = sep and string.find(g, ':', sep + 1, true)

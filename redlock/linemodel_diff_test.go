@@ -166,9 +166,12 @@ func (g *diffGen) op(holds string) diffOp {
 			args = append(args, id, field)
 		}
 		return diffOp{cmd: "HSET", args: args, desc: fmt.Sprintf("hset G %v", args[1:]), raw: true}
-	case r < 54: // a release: Unlock's ('1') or a plain attempt's undo ('0'), as Lock.release lays it out
+	case r < 54: // a release: Unlock's ('1', with the id of its waiter when it took the lock in line, L12) or a plain attempt's undo ('0'), as Lock.release lays it out
 		announce := strconv.Itoa(g.rnd.IntN(2))
 		args := []any{releaseSrc, 3, g.key, g.line, g.grants, g.oldValue(holds), announce, reserveFor(g.tau()).Milliseconds()}
+		if announce == "1" && g.rnd.IntN(2) == 0 {
+			args = append(args, id)
+		}
 		return diffOp{cmd: "EVAL", args: args, desc: fmt.Sprintf("release %v", args[5:])}
 	case r < 65: // a waiter leaves, giving back its value (gave up, L12) or not, maybe putting its successor in (Client.leave, L9)
 		tau := g.tau()

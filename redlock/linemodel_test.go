@@ -109,6 +109,9 @@ var lineBranches = []string{
 	"hand: deleted, nobody in line, announced",
 	"hand: deleted, nobody in line, silent",
 	"release: not ours",
+	"release: took its waiter out (L12)",
+	"release: a free key passed on (L12)",
+	"hand: reserved for the undoing waiter itself (L12)",
 	"leave: passed the reservation on",
 	"leave: no reservation for it",
 	"leave: put its successor in",
@@ -391,11 +394,16 @@ func pxOf(s string, base int64) (int64, bool) {
 // to every waiter with '1' when announce is set. A field of G without two
 // ':', or with a lease SET refuses, falls through to that DEL, the line
 // and G untouched (the client never writes one). It returns what was
-// published. (force.lua, which passes no G, is not modelled.)
-func (n *lineNode) hand(c *scriptClock, reserve int64, announce bool) announcement {
+// published. self is the id of the waiter whose undo this is: first in
+// line, it is reserved for, never handed its own attempt (L12). (force.lua,
+// which passes no G, is not modelled.)
+func (n *lineNode) hand(c *scriptClock, reserve int64, announce bool, self string) announcement {
 	h := n.head(c)
 	if h != "" {
-		if g, ok := n.grant(h); ok {
+		if h == self {
+			n.cov.hit("hand: reserved for the undoing waiter itself (L12)")
+		}
+		if g, ok := n.grant(h); ok && h != self {
 			seq, lease, v, ok := splitGrant(g)
 			if px, valid := pxOf(lease, c.mstime()); ok && valid {
 				n.key, n.keyExp, n.pxKey = v, c.mstime()+px, px
@@ -541,13 +549,13 @@ func (n *lineNode) leave(c *scriptClock, id, value string, reserve int64, next *
 	switch {
 	case n.key == "~r:"+id:
 		n.cov.hit("leave: passed the reservation on")
-		return 1, n.hand(c, reserve, true)
+		return 1, n.hand(c, reserve, true, "")
 	case value != "" && n.key == value:
 		n.cov.hit("leave: passed on its value (L12)")
-		return 1, n.hand(c, reserve, true)
+		return 1, n.hand(c, reserve, true, "")
 	case n.key == "":
 		n.cov.hit("leave: a free key passed on (L12)")
-		return 1, n.hand(c, reserve, false)
+		return 1, n.hand(c, reserve, false, "")
 	}
 	n.cov.hit("leave: no reservation for it")
 	return 1, announcement{}
@@ -574,10 +582,10 @@ func (n *lineNode) claim(c *scriptClock, id, value string, ttl, reserve int64, n
 		return 1, announcement{}
 	case n.key == "~r:"+id:
 		n.cov.hit("claim: reserved for it, passed on (L12)")
-		return 0, n.hand(c, reserve, true)
+		return 0, n.hand(c, reserve, true, "")
 	case n.key == "":
 		n.cov.hit("claim: a free key passed on (L12)")
-		return 0, n.hand(c, reserve, false)
+		return 0, n.hand(c, reserve, false, "")
 	}
 	n.cov.hit("claim: neither held nor reserved (L12)")
 	return 0, announcement{}
@@ -598,18 +606,30 @@ func (n *lineNode) undo(c *scriptClock, id, value string, ticket, lifetime, rese
 		n.pexpire(c, lifetime, true)
 	}
 	n.cov.hit("undo: new ticket, key handed on")
-	return 1, n.hand(c, reserve, false)
+	return 1, n.hand(c, reserve, false, id)
 }
 
-// release is release.lua: when the key holds value, hand it on. It
-// returns 1 when released, 0 when not ours, and what was published.
-func (n *lineNode) release(c *scriptClock, value string, announce bool, reserve int64) (reply int64, pub announcement) {
+// release is release.lua: with waiter, the id of the waiter that took the
+// lock in line, its entry and G's field go first (L4, L12); when the key
+// holds value, hand it on; when it is free and waiter given, too (as a
+// leave does). It returns 1 when released, 0 when not ours, and what was
+// published.
+func (n *lineNode) release(c *scriptClock, value string, announce bool, reserve int64, waiter string) (reply int64, pub announcement) {
 	n.begin(c.snap)
+	if waiter != "" && !n.noRights {
+		n.hdel(waiter)
+		n.ghdel(waiter)
+		n.cov.hit("release: took its waiter out (L12)")
+	}
 	if value == "" || n.key != value { // GET on a missing key is false, never ''
+		if waiter != "" && n.key == "" {
+			n.cov.hit("release: a free key passed on (L12)")
+			return 0, n.hand(c, reserve, false, "")
+		}
 		n.cov.hit("release: not ours")
 		return 0, announcement{}
 	}
-	return 1, n.hand(c, reserve, announce)
+	return 1, n.hand(c, reserve, announce, "")
 }
 
 // setNX is the plain acquisition: SET NX PX GET (or acquire.lua, fenced).
@@ -769,11 +789,14 @@ func (n *lineNode) eval(c *scriptClock, cmd string, args []any) (evalReply, erro
 		if bad == nil {
 			r.v, r.pub = n.undo(c, argv[1], argv[2], ticket, life, reserve)
 		}
-	case script == "release" && len(argv) == 3:
-		// value announce reserve
-		reserve := num(argv[2])
+	case script == "release" && (len(argv) == 3 || len(argv) == 4):
+		// value announce reserve [waiter]
+		reserve, waiter := num(argv[2]), ""
+		if len(argv) == 4 {
+			waiter = argv[3]
+		}
 		if bad == nil {
-			r.v, r.pub = n.release(c, argv[0], argv[1] == "1", reserve)
+			r.v, r.pub = n.release(c, argv[0], argv[1] == "1", reserve, waiter)
 		}
 	case script == "acquire" && len(argv) == 3:
 		// value ttl fence
@@ -871,7 +894,7 @@ func TestLineModelHandsTheKeyDownTheLine(t *testing.T) {
 			t.Fatalf("%s took a held key", w.id)
 		}
 	}
-	if got, pub := n.release(at(2), "holder", true, reserve); got != 1 || pub != (announcement{":released:wA", "wA"}) || n.key != "~r:wA" {
+	if got, pub := n.release(at(2), "holder", true, reserve, ""); got != 1 || pub != (announcement{":released:wA", "wA"}) || n.key != "~r:wA" {
 		t.Fatalf("release = %d, published %q, key %q; want 1, wA on its own channel, ~r:wA", got, pub, n.key)
 	}
 	if ok, _ := n.setNX(at(3), "barger", ttl); ok {
@@ -900,7 +923,7 @@ func TestLineModelHandsTheKeyDownTheLine(t *testing.T) {
 	// entries expired: nobody is in line, the key is deleted and '1'
 	// announced.
 	n.leave(at(7), "wD", "", reserve, nil)
-	if got, pub := n.release(at(4+life), "vwD", true, reserve); got != 1 || pub != (announcement{":released", "1"}) || n.key != "" || n.line != nil {
+	if got, pub := n.release(at(4+life), "vwD", true, reserve, ""); got != 1 || pub != (announcement{":released", "1"}) || n.key != "" || n.line != nil {
 		t.Fatalf("release after the last entry expired = %d, published %q, node %v", got, pub, &n)
 	}
 }
@@ -933,7 +956,7 @@ func TestLineModelHandsTheLockOver(t *testing.T) {
 	if _, ok := n.grant("wK.B"); ok {
 		t.Fatalf("a take without seq and lease registered: %v", &n)
 	}
-	if _, pub := n.release(at(2), "h", true, reserve); n.key != "~r:wK.B" || n.keyExp != 2+reserve || pub != (announcement{":released:wK", "wK.B"}) {
+	if _, pub := n.release(at(2), "h", true, reserve, ""); n.key != "~r:wK.B" || n.keyExp != 2+reserve || pub != (announcement{":released:wK", "wK.B"}) {
 		t.Fatalf("release published %v; node %v; want a reservation for wK.B (L2)", pub, &n)
 	}
 	// wK.B gives up: its reservation passes to wA, which registered vA1 with
@@ -974,7 +997,7 @@ func TestLineModelHandsTheLockOver(t *testing.T) {
 	// wC registers, and is handed the lock at wA's release, for its own
 	// lease; it claims it.
 	n.take(at(6), "wC", "vC", ttl, 30, life, false, "3", "80")
-	if _, pub := n.release(at(7), "vA2", true, reserve); n.key != "vC" || n.keyExp != 7+80 || pub.msg != "wC 3" {
+	if _, pub := n.release(at(7), "vA2", true, reserve, ""); n.key != "vC" || n.keyExp != 7+80 || pub.msg != "wC 3" {
 		t.Fatalf("release published %v; node %v", pub, &n)
 	}
 	if got, _ := n.claim(at(8), "wC", "vC", ttl, reserve, nil); got != 1 || n.keyExp != 8+ttl || n.line != nil || n.grants != nil {
@@ -983,7 +1006,7 @@ func TestLineModelHandsTheLockOver(t *testing.T) {
 	// wD registers and stops: its entry expires, and the release that reads
 	// the line drops it there, and its attempt from G.
 	n.take(at(9), "wD", "vD", ttl, 40, 5, false, "4", "60")
-	if got, pub := n.release(at(14), "vC", true, reserve); got != 1 || n.key != "" || n.line != nil || pub != (announcement{releasedSuffix, "1"}) {
+	if got, pub := n.release(at(14), "vC", true, reserve, ""); got != 1 || n.key != "" || n.line != nil || pub != (announcement{releasedSuffix, "1"}) {
 		t.Fatalf("release = %d, published %v; node %v", got, pub, &n)
 	}
 	if g, ok := n.grant("wD"); ok {
@@ -1010,7 +1033,7 @@ func TestLineModelHandsTheLockOver(t *testing.T) {
 		m := lineNode{key: "h", keyExp: 100}
 		m.hset(lineEntry{id: "wF", ticket: 60, exp: 100})
 		m.ghset("wF", g)
-		if got, pub := m.release(at(24), "h", true, reserve); got != 1 || m.key != "" || pub != (announcement{releasedSuffix, "1"}) || m.entry("wF") < 0 || m.grants == nil {
+		if got, pub := m.release(at(24), "h", true, reserve, ""); got != 1 || m.key != "" || pub != (announcement{releasedSuffix, "1"}) || m.entry("wF") < 0 || m.grants == nil {
 			t.Fatalf("G field %q: release = %d, published %v; node %v", g, got, pub, &m)
 		}
 	}
@@ -1018,7 +1041,7 @@ func TestLineModelHandsTheLockOver(t *testing.T) {
 	m = lineNode{key: "h", keyExp: 100}
 	m.hset(lineEntry{id: "wF", ticket: 60, exp: 100})
 	m.ghset("wF", "6:9:v:F")
-	if _, pub := m.release(at(24), "h", true, reserve); m.key != "v:F" || m.keyExp != 24+9 || pub.msg != "wF 6" {
+	if _, pub := m.release(at(24), "h", true, reserve, ""); m.key != "v:F" || m.keyExp != 24+9 || pub.msg != "wF 6" {
 		t.Fatalf("G field \"6:9:v:F\": published %v; node %v", pub, &m)
 	}
 }
@@ -1162,6 +1185,13 @@ func nodeCases() ([]lineNode, []nodeOp) {
 					}
 				}, ""},
 			op{"undo x " + id, opUndo, func(n *lineNode) (int64, announcement) { return n.undo(at(now), id, "x", back, life, reserve) }, id, "x", noChange, ""})
+		// Its Unlock, of the lock it took in line (L12): the lock's value
+		// or its own attempt's, or another.
+		for _, rv := range []string{"v", v, "x"} {
+			ops = append(ops, op{"release " + rv + " by " + id, opRelease, func(n *lineNode) (int64, announcement) {
+				return n.release(at(now), rv, true, reserve, id)
+			}, id, rv, gone, ""})
+		}
 		for _, next := range ids {
 			if next != id {
 				ops = append(ops, op{"leave " + id + " for " + next, opLeave, func(n *lineNode) (int64, announcement) {
@@ -1175,9 +1205,9 @@ func nodeCases() ([]lineNode, []nodeOp) {
 		}
 	}
 	ops = append(ops,
-		op{"release v, announced", opRelease, func(n *lineNode) (int64, announcement) { return n.release(at(now), "v", true, reserve) }, "", "v", noChange, ""},
-		op{"release v, silent", opRelease, func(n *lineNode) (int64, announcement) { return n.release(at(now), "v", false, reserve) }, "", "v", noChange, ""},
-		op{"release x", opRelease, func(n *lineNode) (int64, announcement) { return n.release(at(now), "x", true, reserve) }, "", "x", noChange, ""},
+		op{"release v, announced", opRelease, func(n *lineNode) (int64, announcement) { return n.release(at(now), "v", true, reserve, "") }, "", "v", noChange, ""},
+		op{"release v, silent", opRelease, func(n *lineNode) (int64, announcement) { return n.release(at(now), "v", false, reserve, "") }, "", "v", noChange, ""},
+		op{"release x", opRelease, func(n *lineNode) (int64, announcement) { return n.release(at(now), "x", true, reserve, "") }, "", "x", noChange, ""},
 		op{"set NX", opSet, func(n *lineNode) (int64, announcement) {
 			if ok, _ := n.setNX(at(now), "n", ttl); ok {
 				return 1, announcement{}
@@ -1296,7 +1326,8 @@ func TestLineModelNeverAddsAGrant(t *testing.T) {
 			takesHanded := o.kind == opTake && !noRights && liveKey != "" && liveKey == regValue && newerTake(reg, o.seq)
 			// The leave or claim of the waiter a live reservation is for,
 			// or any leave or claim where the key is free (L12).
-			passes := (o.kind == opLeave || o.kind == opClaim) && (liveKey == "~r:"+o.id || liveKey == "")
+			passes := (o.kind == opLeave || o.kind == opClaim) && (liveKey == "~r:"+o.id || liveKey == "") ||
+				o.kind == opRelease && o.id != "" && liveKey == ""
 			want, wantG := liveLine(&before), before.grantsMap()
 			if !noRights {
 				o.entries(want, wantG, ours, granted)
@@ -1374,7 +1405,7 @@ func TestLineModelNeverAddsAGrant(t *testing.T) {
 				switch h := n.key[3:]; {
 				case h != first(want):
 					fail("reserved for %s, but the first in line is %q", h, first(want))
-				case wantG[h] != "":
+				case wantG[h] != "" && !(o.kind == opUndo && h == o.id):
 					fail("reserved for %s, which registered %q: it is handed over instead (L12)", h, wantG[h])
 				case ours, passes:
 				default:
@@ -1422,7 +1453,7 @@ func TestLineModelWithoutRightsIsPlainRedlock(t *testing.T) {
 	if got := n.take(at(1), "w1", "v1", 1000, 10, 200, false, "1", "800"); got != 0 || n.key != "h" || n.line != nil || n.grants != nil {
 		t.Fatalf("an attempt in line on a held key = %d; node %v", got, &n)
 	}
-	if got, pub := n.release(at(2), "h", true, 200); got != 1 || n.key != "" || pub != (announcement{releasedSuffix, "1"}) {
+	if got, pub := n.release(at(2), "h", true, 200, ""); got != 1 || n.key != "" || pub != (announcement{releasedSuffix, "1"}) {
 		t.Fatalf("release = %d, published %v; node %v", got, pub, &n)
 	}
 	if _, pub := n.leave(at(3), "w1", "v1", 200, &successor{"w2", 20, 200}); n.line != nil || pub != (announcement{}) {

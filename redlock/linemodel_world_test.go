@@ -40,8 +40,8 @@ import (
 //     once per instant of model time, plus the attempt at once on joining);
 //     a plain waiter that is not in line retries within its pause, at most
 //     five tau (A9's default pause is below 250 ms = 5 tau);
-//   - a holder releases (release.lua with '1') on every node when it likes
-//     (within holdFor); it believes it holds the lock from its success
+//   - a holder releases (release.lua with '1', and its waiter's id when it
+//     took the lock in line) on every node when it likes (within holdFor); it believes it holds the lock from its success
 //     until it sends the release, or until T1 + TTL;
 //   - with dying set, one waiter may stop for good while it waits, or give
 //     up (leave on every node, gaveUp, giving back the value of its last
@@ -799,8 +799,14 @@ func (w *world) run(c, i int, m modelMsg, reply bool, x *explorer) {
 		granted = n.take(&clk, waiterID(c), v, cfg.ttlQ, m.ticket, cfg.life, false, "", "") > 0
 	case mUndo:
 		r, pub = n.undo(&clk, waiterID(c), v, m.ticket, cfg.life, cfg.reserve)
-	case mRelease0, mUnlock:
-		r, pub = n.release(&clk, v, m.kind == mUnlock, cfg.reserve)
+	case mRelease0:
+		r, pub = n.release(&clk, v, false, cfg.reserve, "")
+	case mUnlock: // with its waiter's id when it took the lock in line (L12)
+		id := ""
+		if !w.cl[c].plain {
+			id = waiterID(c)
+		}
+		r, pub = n.release(&clk, v, true, cfg.reserve, id)
 	case mLeave:
 		r, pub = n.leave(&clk, waiterID(c), "", cfg.reserve, nil)
 	case mGiveUp:

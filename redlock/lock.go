@@ -17,8 +17,9 @@ import (
 type Lock struct {
 	c           *Client
 	name        string
-	key, value  any   // boxed once, shared by every request
-	releaseArgs []any // a semaphore's permit: its release (S3); nil for a lock
+	key, value  any    // boxed once, shared by every request
+	releaseArgs []any  // a semaphore's permit: its release (S3); nil for a lock
+	waiter      string // the id of the waiter that took it in line (L4, L12), or ""
 	token       uint64
 	ttl         time.Duration
 	nodeTimeout time.Duration
@@ -238,8 +239,13 @@ func (l *Lock) release(ctx context.Context) *round {
 	}
 	line, grants := lineAndGrants(l.name)
 	// L2, L12: where waiters are in line, the lock is handed over to the
-	// first, or reserved for it.
-	return l.c.run(ctx, nil, 0, l.nodeTimeout, "EVALSHA", []any{releaseHash, 3, l.key, line, grants, l.value, "1", reserveFor(l.nodeTimeout).Milliseconds()})
+	// first, or reserved for it; a lock taken in line takes its waiter out
+	// of the line first, wherever its leave has not come yet.
+	args := []any{releaseHash, 3, l.key, line, grants, l.value, "1", reserveFor(l.nodeTimeout).Milliseconds()}
+	if l.waiter != "" {
+		args = append(args, l.waiter)
+	}
+	return l.c.run(ctx, nil, 0, l.nodeTimeout, "EVALSHA", args)
 }
 
 // Extend makes the lock last at least ttl from now on the nodes where it
