@@ -38,6 +38,7 @@ type Client struct {
 	stats     struct {
 		fenced, fastPath atomic.Int64 // fenced acquisitions; those done in one round trip (F2)
 		handOvers        atomic.Int64 // locks handed over by a release (L12)
+		claims           atomic.Int64 // claims sent for them (L12)
 	}
 }
 

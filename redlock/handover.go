@@ -149,23 +149,64 @@ func (c *Client) handedOver(ctx context.Context, name string, cfg *config, w *wa
 // release uses it, whatever the releaser's own node timeout (L12).
 func handOverLease(tau time.Duration) time.Duration { return 4 * tau }
 
+// claimAfter is how long a lock handed over is held before it is claimed
+// (L12), unless the client's next waiter for the name takes its place in
+// line with the claim (L9): a holder that releases sooner needs no claim,
+// its release taking its waiter out of the line.
+func claimAfter(tau time.Duration) time.Duration { return tau / 5 }
+
 // claim makes a lock handed over to w last its TTL (L12) with line.lua
 // claim on every node, which takes w out of the line there (L4) and puts
-// the next of the client's own waiters for the name in its place (L9).
-// Until moves to Te + TTL - drift once a quorum answered that it holds the
-// key; short of that, the lock ends at the hand-over's Until.
+// the next of the client's own waiters for the name in its place (L9):
+// at once when there is such a waiter, after claimAfter otherwise, unless
+// Unlock came first. Until moves to Te + TTL - drift once a quorum answered
+// that it holds the key; short of that, the lock ends at the hand-over's
+// Until.
 func (l *Lock) claim(keys []any, w *waiter, cfg *config) {
 	c := l.c
 	tau := cfg.nodeTimeout
 	args := append(lineKeys(keys), "claim", w.id, l.value, cfg.ttl.Milliseconds(), reserveFor(tau).Milliseconds())
 	c.local.handOff(l.name, w, func(next *waiter) {
+		l.claimMu.Lock()
+		defer l.claimMu.Unlock()
 		if next != nil {
-			args = append(args, next.id, next.ticket(), lineLifetime(tau).Milliseconds())
+			l.sendClaimLocked(append(args, next.id, next.ticket(), lineLifetime(tau).Milliseconds()))
+			return
 		}
-		te := c.clock.Now() // E3: read before sending
-		r := c.newRound(nil, 0, tau, "EVALSHA").post(context.Background(), "EVALSHA", args)
-		r.whenAnswered(func(finals []quorum.Result) { l.claimed(te, finals) })
+		l.pendingClaim = args
+		c.clock.AfterFunc(claimAfter(tau), l.claimNow)
 	})
+}
+
+// claimNow sends the claim Unlock has not made needless.
+func (l *Lock) claimNow() {
+	l.claimMu.Lock()
+	defer l.claimMu.Unlock()
+	if args := l.pendingClaim; args != nil {
+		l.pendingClaim = nil
+		l.sendClaimLocked(args)
+	}
+	l.claimRan.Store(true)
+}
+
+// sendClaimLocked queues the claim on every node's connection; l.claimMu is
+// held, so that Unlock's release is queued after it on each (or the claim
+// is never sent).
+func (l *Lock) sendClaimLocked(args []any) {
+	c := l.c
+	c.stats.claims.Add(1)
+	te := c.clock.Now() // E3: read before sending
+	r := c.newRound(nil, 0, l.nodeTimeout, "EVALSHA").post(context.Background(), "EVALSHA", args)
+	r.whenAnswered(func(finals []quorum.Result) { l.claimed(te, finals) })
+}
+
+// dropClaim makes a claim not yet sent needless: Unlock's release takes the
+// waiter out of the line instead (L12). Once it returns, a claim sent
+// before is queued ahead of anything the caller sends next.
+func (l *Lock) dropClaim() {
+	l.claimMu.Lock()
+	l.pendingClaim = nil
+	l.claimMu.Unlock()
 }
 
 // claimed moves Until after a claim sent at te, once every node answered.

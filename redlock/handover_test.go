@@ -48,6 +48,9 @@ func TestReleaseHandsOverToTheFirstWaiter(t *testing.T) {
 			waitUntil(t, 10*time.Second, "the hand-over is claimed for the TTL", func() bool {
 				return time.Until(w.Until()) > ttl/2
 			})
+			if n := redlock.Claims(waiter); n != want {
+				t.Fatalf("%d claims sent, want %d: the lock is held past claimAfter", n, want)
+			}
 			inLine(t, c, name, 0)
 			for _, n := range c.Nodes() {
 				if v, err := n.Do("EXISTS", redlock.GrantsKey(name)); err != nil || v != int64(0) {

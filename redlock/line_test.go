@@ -659,36 +659,43 @@ func TestReleaseWithWaitersOnANodeOutOfMemory(t *testing.T) {
 	}
 }
 
-// L4: the attempt that a node grants takes the waiter's entry out of the
-// line there, in the same script, so a waiter served by every node sends
-// no leave at all: one request per node fewer for every acquisition that
-// waited. Counted on one node, where the grant decides the attempt: after
-// the release that reserves the lock, the waiter's request that takes it
-// and its own release, the node ran three scripts, not four; and nothing
+// L4, L12: a waiter served sends no leave at all: one request per node
+// fewer for every acquisition that waited. Here the lock is handed over
+// (L12) and released within claimAfter, so it is never claimed either: on
+// one node, the holder's release that hands it over and the waiter's
+// release that takes its entry out are the only scripts run, and nothing
 // of the waiter is left in the line.
 func TestGrantTakesTheWaiterOutOfTheLine(t *testing.T) {
 	c := redistest.New(t, 1)
 	n := c.Nodes()[0]
 	const name = "line-grant-leaves"
 	// A node timeout of seconds: the waiter makes no attempt to keep its
-	// place while the test runs (L3), so every script is counted, and no
-	// request of either fails on a loaded machine.
+	// place while the test runs (L3), so every script is counted, no
+	// request of either fails on a loaded machine, and the claim would
+	// wait a second.
 	holder := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
 	waiter := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
 	waitedBefore(t, c, holder, waiter, name)
 	l, got := waitBehind(t, c, holder, waiter, name, nil)
 	resetStats(t, n)
 	w := handOver(t, l, got)
-	if line, err := redis.Int(n.Do("HLEN", redlock.LineKey(name))); err != nil || line != 0 {
-		t.Fatalf("right after the waiter took the lock, its line holds %d entries (%v), want none", line, err)
-	}
 	// The waiter's release is queued behind anything it sent before on the
-	// node's connection: once it returns, a leave would have run.
+	// node's connection: once it returns, a leave or a claim would have run.
 	if err := w.Unlock(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if k := calls(t, n, "evalsha"); k != 3 {
-		t.Fatalf("the node ran %d scripts for release, take and release, want 3 (no leave)", k)
+	if k := calls(t, n, "evalsha"); k != 2 {
+		t.Fatalf("the node ran %d scripts for the two releases, want 2 (no leave, no claim)", k)
+	}
+	if line, err := redis.Int(n.Do("HLEN", redlock.LineKey(name))); err != nil || line != 0 {
+		t.Fatalf("after the waiter's release its line holds %d entries (%v), want none", line, err)
+	}
+	if k := redlock.Claims(waiter); k != 0 {
+		t.Fatalf("%d claims sent for a lock released within claimAfter, want 0", k)
+	}
+	waitUntil(t, 10*time.Second, "the claim's timer ran", func() bool { return redlock.ClaimTimerRan(w) })
+	if k := redlock.Claims(waiter); k != 0 {
+		t.Fatalf("%d claims sent after Unlock, want 0", k)
 	}
 }
 
@@ -790,13 +797,14 @@ func TestLockBehindOwnWaiterAttemptsFirst(t *testing.T) {
 	<-first
 }
 
-// L4: a waiter served by every node sends no leave, also when a node's
-// grant arrives after the attempt was decided: the leave waits for every
-// node's answer and goes only where the take was not granted. Node 2 is
-// 20 ms away (a proxy, slowed once the waiter is in line), so the waiter
-// decides on nodes 0 and 1 before node 2's grant arrives; the nodes then
-// ran nine scripts, the release that reserved for it, its take and its
-// release on each, and no leave.
+// L4, L12: a waiter served by every node sends no leave, also when a
+// node's hand-over reaches it after the lock was decided, and a lock
+// released within claimAfter sends no claim: its release takes the waiter
+// out of the line. Node 2 is 20 ms away from the waiter (a proxy, slowed
+// once the waiter is in line), so the waiter decides on nodes 0 and 1
+// before node 2's announcement arrives; the nodes then ran six scripts,
+// the holder's release that handed the lock over and the waiter's
+// release on each, and no leave or claim.
 func TestLateGrantNeedsNoLeave(t *testing.T) {
 	c := redistest.New(t, 3)
 	const name = "line-late-grant"
@@ -820,9 +828,9 @@ func TestLateGrantNeedsNoLeave(t *testing.T) {
 	if err := w.Unlock(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	// The release on node 2 runs after the late take there, and a leave
-	// would come before the release or right after it: wait until the key
-	// is gone everywhere, then for any script still on its way.
+	// A leave or a claim would come before the waiter's release on each
+	// node: wait until the key is gone everywhere, then for any script
+	// still on its way.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		gone := true
@@ -833,14 +841,14 @@ func TestLateGrantNeedsNoLeave(t *testing.T) {
 		for _, n := range c.Nodes() {
 			total += calls(t, n, "evalsha")
 		}
-		if total > 9 {
-			t.Fatalf("the nodes ran %d scripts, want 9: the release, the take and the release on each, no leave", total)
+		if total > 6 {
+			t.Fatalf("the nodes ran %d scripts, want 6: the two releases on each, no leave, no claim", total)
 		}
-		if gone && total == 9 {
+		if gone && total == 6 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after 10s the nodes ran %d scripts, want 9, and the key is gone everywhere: %v", total, gone)
+			t.Fatalf("after 10s the nodes ran %d scripts, want 6, and the key is gone everywhere: %v", total, gone)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quorumlock/quorumlock/internal/clock"
@@ -31,6 +32,13 @@ type Lock struct {
 	// could leave until at the later Te+TTL while the nodes keep the
 	// other one (the PEXPIRE that ran last), a deadline past the keys.
 	extendMu sync.Mutex
+
+	// claimMu orders a hand-over's claim (L12) before Unlock's release on
+	// every connection; pendingClaim is the claim not yet sent, nil once
+	// it was, or needless.
+	claimMu      sync.Mutex
+	pendingClaim []any
+	claimRan     atomic.Bool // the delayed claim's timer ran (tests)
 
 	mu           sync.Mutex
 	until        time.Time     // local deadline, monotonic (H1)
@@ -83,8 +91,9 @@ func (l *Lock) Token() uint64 { return l.token }
 // holder must not assume it holds the lock at or after this time (H1). Once
 // the lock is released or lost it is the moment that happened, at the latest.
 // A lock that a release handed over to Lock's caller starts with the
-// hand-over's few node timeouts, and Until moves to the TTL once the
-// caller's claim is answered, a round trip later (ALGORITHM.md L12).
+// hand-over's few node timeouts; held a fifth of a node timeout, it is
+// claimed for its TTL, and Until moves there a round trip later
+// (ALGORITHM.md L12). A lock released sooner is never claimed.
 func (l *Lock) Until() time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -220,6 +229,7 @@ func (l *Lock) Unlock(ctx context.Context) (err error) {
 		delta = -1 // held until now: O1
 	}
 	start = l.c.clock.Now()
+	l.dropClaim()
 	r = l.release(ctx)
 	switch {
 	case lost != nil:
