@@ -433,7 +433,7 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 		}
 		release = w.undoArgs(keys, value, cfg.nodeTimeout)
 	}
-	c.undo(r, w, seq, release, cfg.nodeTimeout)
+	c.undo(r, w, seq, release, keys, value, cfg.nodeTimeout)
 	qe := r.attemptError(name, ok, expired, fenceErrs, fenceCtxErr)
 	if c.observed() {
 		c.attempted(ctx, name, cfg, r.tally, decided.Sub(t1), token, qe)
@@ -451,7 +451,7 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 // only if no undo went anywhere. (A function of its own: the closures below
 // would otherwise move the attempt's variables to the heap on every
 // attempt.)
-func (c *Client) undo(r *round, w *waiter, seq uint64, release []any, tau time.Duration) {
+func (c *Client) undo(r *round, w *waiter, seq uint64, release, keys []any, value any, tau time.Duration) {
 	bg := c.background()
 	undone := false // an undo of it went somewhere: its hand-overs never count
 	send := func(i int) {
@@ -474,6 +474,15 @@ func (c *Client) undo(r *round, w *waiter, seq uint64, release []any, tau time.D
 		return
 	}
 	r.whenAnswered(func(finals []quorum.Result) {
+		// Queued before the waiter's leave, or after it as a release that
+		// takes the finished waiter out of the line: an undo after the
+		// leave would put it back, first, and reserve the key for nobody
+		// (L12).
+		w.fin.Lock()
+		defer w.fin.Unlock()
+		if w.finished {
+			release = w.lateUndoArgs(keys, value, tau)
+		}
 		for i, f := range finals {
 			if r.slots[i].res == quorum.Pending && f != quorum.Refused {
 				send(i)

@@ -415,3 +415,41 @@ func TestReleaseTakesItsWaiterOutOfTheLine(t *testing.T) {
 		t.Fatalf("the key is %q (%v), want handed over to wb, wk having released", v, err)
 	}
 }
+
+// L12, A8: the release of a lock taken in line passes on a reservation for
+// its own waiter: an undo of an earlier attempt that comes after the
+// waiter's leave (on a connection replaced after a timeout, say) puts the
+// finished waiter back in line and reserves the key for it, and the
+// release is the last request of that waiter to come (found by a review).
+func TestReleasePassesOnItsWaitersReservation(t *testing.T) {
+	c := redistest.New(t, 1)
+	n := c.Nodes()[0]
+	do := n.Do
+	const name, lease = "release-passes-own-reservation", 10 * time.Second
+	if r, err := redis.Int(redlock.LineTakeWith(do, name, "wq.1", "attempt-2", 1, lease, 2)); err != nil || r != 1 {
+		t.Fatalf("attempt 2: %d, %v; want granted", r, err)
+	}
+	if _, err := redlock.LineTakeWith(do, name, "wb.1", "value-of-wb", 2, lease, 1); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := redis.Int(redlock.LineTakeWith(do, name, "wq.1", "attempt-3", 1, lease, 3)); err != nil || r != 0 {
+		t.Fatalf("attempt 3: %d, %v; want refused", r, err)
+	}
+	// Attempt 3 won elsewhere; its leave, the late undo of attempt 2, and
+	// the release of attempt 3.
+	if _, err := redlock.LineLeave(do, name, "wq.1", "", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := redlock.LineUndo(do, name, "wq.1", "attempt-2", 1, lease, lease); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := redlock.Release(do, name, "attempt-3", "wq.1", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := redis.String(do("GET", redlock.LockKey(name))); err != nil || v != "value-of-wb" {
+		t.Fatalf("after wq's release the key is %q (%v), want handed over to wb", v, err)
+	}
+	if line, err := redis.StringMap(do("HGETALL", redlock.LineKey(name))); err != nil || len(line) != 1 || line["wb.1"] == "" {
+		t.Fatalf("line %v (%v) after wq's release, want wb only", line, err)
+	}
+}

@@ -47,11 +47,16 @@ type waiter struct {
 	// last is its last attempt's value: a leave when it gives up passes on
 	// a lock handed over to it with it (L12). Only its Lock call's
 	// goroutine uses it.
-	last  any
-	mine  func() bool
-	out   func()              // leaves the client's queue (L9)
-	leave func(time.Duration) // leaves the line on every node, in the background (L4)
-	stop  func()              // stops listening for releases, and leaves the client's queue
+	last any
+	mine func() bool
+	// fin orders the undos that wait for a slow node's answer (A8) with
+	// the waiter's leave: once finished (its leave sent), such an undo
+	// takes it out of the line instead of putting it back (L12).
+	fin      sync.Mutex
+	finished bool
+	out      func()              // leaves the client's queue (L9)
+	leave    func(time.Duration) // leaves the line on every node, in the background (L4)
+	stop     func()              // stops listening for releases, and leaves the client's queue
 }
 
 // ticket returns the waiter's place in line.
@@ -110,6 +115,14 @@ func (w *waiter) undoArgs(keys []any, value any, tau time.Duration) []any {
 		lineLifetime(tau).Milliseconds(), reserveFor(tau).Milliseconds())
 }
 
+// lateUndoArgs returns the undo of the attempt with value for a waiter
+// that finished, taken or given up (its leave sent): release.lua, silent,
+// with its id, which takes its entry out of the line and passes on what
+// the attempt holds (L12), never putting it back in line.
+func (w *waiter) lateUndoArgs(keys []any, value any, tau time.Duration) []any {
+	return []any{releaseHash, 3, keys[0], keys[1], keys[3], value, "0", reserveFor(tau).Milliseconds(), w.id}
+}
+
 // lineArgs returns the arguments of a waiter's attempt (line.lua take) with
 // value; seq, when not 0, numbers it and registers value for a hand-over
 // (L12).
@@ -166,6 +179,9 @@ func (c *Client) leave(name string, w *waiter, tau time.Duration, won *round) {
 // args.
 func (c *Client) leaveWith(q *queue, name string, w *waiter, tau time.Duration, won *round, args []any) {
 	send := func(skip []quorum.Result) {
+		w.fin.Lock() // a later undo of its attempts goes after it, as a release (Client.undo)
+		defer w.fin.Unlock()
+		w.finished = true
 		bg := c.background()
 		for i, n := range c.nodes { // never blocks (C1)
 			if skip == nil || skip[i] != quorum.Granted {

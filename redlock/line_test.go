@@ -853,3 +853,95 @@ func TestLateGrantNeedsNoLeave(t *testing.T) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// A8, L12: the undo of an attempt that a slow node answers only after the
+// waiter gave up does not put the waiter back in line there. The node
+// granted that attempt, refused the waiter's later ones (its key held the
+// earlier attempt's value), and got the leave, which passes on only the
+// last attempt's value; the undo came after, found its value, put the
+// finished waiter back in line, first, and reserved the key for it: the
+// node waited for nobody for a reservation's time (found by a review).
+// Once the leave is sent, a late undo is a release with the waiter's id
+// instead: it takes the waiter out of the line, and passes the key on.
+func TestLateUndoAfterGivingUpLeavesNoTrace(t *testing.T) {
+	c := redistest.New(t, 3)
+	const name = "line-late-undo-gave-up"
+	addrs := c.Addrs()
+	p, err := chaos.NewProxy(addrs[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	far := slices.Clone(addrs)
+	far[2] = p.Addr()
+	// Held elsewhere on nodes 0 and 1; node 2 free, and half a second away
+	// (the proxy delays each chunk it reads in turn: what the waiter sends
+	// within its first 100ms reaches node 2 within about a second).
+	for _, n := range c.Nodes()[:2] {
+		if _, err := n.Do("SET", redlock.LockKey(name), "held-elsewhere", "PX", 60000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A node timeout of 5s: no request fails, and a reservation, or an
+	// entry, lasts 20s.
+	waiter := newClientOn(t, newPools(t, far), redlock.WithNodeTimeout(5*time.Second), redlock.WithTries(1<<20),
+		redlock.WithRetryDelay(func(int) time.Duration { return 5 * time.Millisecond }))
+	if l, err := waiter.TryLock(t.Context(), name+":warm-up"); err == nil { // the connections open
+		l.Unlock(t.Context())
+	}
+	// Node 2's scripts as it runs them: the test waits for the one after
+	// the leave.
+	slow := c.Nodes()[2]
+	mon, err := redis.Dial("tcp", slow.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mon.Close()
+	if _, err := mon.Do("MONITOR"); err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan string, 1024)
+	go func() {
+		defer close(ran)
+		for {
+			line, err := redis.String(mon.Receive())
+			if err != nil {
+				return
+			}
+			if strings.Contains(line, "EVALSHA") {
+				ran <- line
+			}
+		}
+	}()
+	// Its attempt in line granted by node 2 is decided (refused by 0 and
+	// 1) long before node 2 answers; so are its next ones, which node 2
+	// refuses; it gives up, and its leave is sent before node 2 answers
+	// the first of them, whose undo is sent then.
+	p.SetDelay(500 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := waiter.Lock(ctx, name); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Lock: %v, want it to give up at its deadline", err)
+	}
+	left := false
+	timeout := time.After(10 * time.Second)
+	for done := false; !done; {
+		select {
+		case line, ok := <-ran:
+			if !ok {
+				t.Fatal("MONITOR ended")
+			}
+			if left {
+				done = true // the request after the leave: the late undo
+			}
+			left = left || strings.Contains(line, `"leave"`)
+		case <-timeout:
+			ln, _ := redis.StringMap(slow.Do("HGETALL", redlock.LineKey(name)))
+			t.Fatalf("node 2 ran no request after the waiter's leave in 10s (leave seen: %v); key %q line %v", left, keyOn(t, slow, name), ln)
+		}
+	}
+	line, err := redis.StringMap(slow.Do("HGETALL", redlock.LineKey(name)))
+	if key := keyOn(t, slow, name); err != nil || len(line) != 0 || key != "" {
+		t.Fatalf("after the late undo node 2's key is %q and its line %v (%v), want free and empty: the waiter gave up", key, line, err)
+	}
+}

@@ -111,6 +111,7 @@ var lineBranches = []string{
 	"release: not ours",
 	"release: took its waiter out (L12)",
 	"release: a free key passed on (L12)",
+	"release: its waiter's reservation passed on (L12)",
 	"hand: reserved for the undoing waiter itself (L12)",
 	"leave: passed the reservation on",
 	"leave: no reservation for it",
@@ -611,8 +612,8 @@ func (n *lineNode) undo(c *scriptClock, id, value string, ticket, lifetime, rese
 
 // release is release.lua: with waiter, the id of the waiter that took the
 // lock in line, its entry and G's field go first (L4, L12); when the key
-// holds value, hand it on; when it is free and waiter given, too (as a
-// leave does). It returns 1 when released, 0 when not ours, and what was
+// holds value, hand it on; when it is free, or reserved for waiter, and
+// waiter given, too (as a leave does). It returns 1 when released, 0 when not ours, and what was
 // published.
 func (n *lineNode) release(c *scriptClock, value string, announce bool, reserve int64, waiter string) (reply int64, pub announcement) {
 	n.begin(c.snap)
@@ -625,6 +626,10 @@ func (n *lineNode) release(c *scriptClock, value string, announce bool, reserve 
 		if waiter != "" && n.key == "" {
 			n.cov.hit("release: a free key passed on (L12)")
 			return 0, n.hand(c, reserve, false, "")
+		}
+		if waiter != "" && n.key == "~r:"+waiter {
+			n.cov.hit("release: its waiter's reservation passed on (L12)")
+			return 0, n.hand(c, reserve, true, "")
 		}
 		n.cov.hit("release: not ours")
 		return 0, announcement{}
@@ -1326,8 +1331,7 @@ func TestLineModelNeverAddsAGrant(t *testing.T) {
 			takesHanded := o.kind == opTake && !noRights && liveKey != "" && liveKey == regValue && newerTake(reg, o.seq)
 			// The leave or claim of the waiter a live reservation is for,
 			// or any leave or claim where the key is free (L12).
-			passes := (o.kind == opLeave || o.kind == opClaim) && (liveKey == "~r:"+o.id || liveKey == "") ||
-				o.kind == opRelease && o.id != "" && liveKey == ""
+			passes := (o.kind == opLeave || o.kind == opClaim || o.kind == opRelease && o.id != "") && (liveKey == "~r:"+o.id || liveKey == "")
 			want, wantG := liveLine(&before), before.grantsMap()
 			if !noRights {
 				o.entries(want, wantG, ours, granted)

@@ -13,8 +13,9 @@
 -- Its entry (and attempt in G) leaves the line here first (L4, L12): its
 -- leave is sent once every node answered, and this release can come
 -- first, on a node where the key was handed over to that very attempt,
--- or is handed over to it later; a free key then passes on too, as in a
--- leave.
+-- or is handed over to it later; a free key, or one reserved for that
+-- waiter (by the undo of an earlier attempt of its, come late), then
+-- passes on too, as in a leave.
 -- Returns 1 when released, 0 when the key is gone or holds another value
 -- (another holder's key is never touched, and nothing is announced).
 -- The announcement is best-effort (R5): pcall keeps a refused PUBLISH (an
@@ -28,7 +29,7 @@ if cur == ARGV[1] then
   hand(KEYS[1], KEYS[2], KEYS[3], ARGV[3], ARGV[2] == '1')
   return 1
 end
-if ARGV[4] and cur == false then
-  hand(KEYS[1], KEYS[2], KEYS[3], ARGV[3], false)
+if ARGV[4] and (cur == false or cur == '~r:' .. ARGV[4]) then
+  hand(KEYS[1], KEYS[2], KEYS[3], ARGV[3], cur ~= false)
 end
 return 0
