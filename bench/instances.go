@@ -44,6 +44,12 @@ var scenarios = []scenario{
 	{id: "c", title: "2 instances: hold 5 ms, no pause", instances: 2, hold: 5 * time.Millisecond},
 }
 
+// tryLibs are the libraries of the one-attempt figures: the locks on one
+// node (the hand-over floor has no attempt).
+func tryLibs() []string {
+	return slices.DeleteFunc(slices.Clone(nodeSets[1].libs), func(l string) bool { return l == ring })
+}
+
 // nodeSet is one group of runs: the nodes and the libraries run on them.
 type nodeSet struct {
 	n    int
@@ -51,8 +57,8 @@ type nodeSet struct {
 }
 
 var nodeSets = []nodeSet{
-	{n: 5, libs: []string{q, rs}},
-	{n: 1, libs: []string{q, rs, rl, rue}},
+	{n: 5, libs: []string{q, rs, ring}},
+	{n: 1, libs: []string{q, rs, rl, rue, ring}},
 }
 
 // instPlan: a run lasts dur, of which the first warm is not measured.
@@ -112,7 +118,7 @@ func runInstancesSuite(rounds int, out, cdf string, quick bool) error {
 	}
 	one := clusters[1].Addrs()
 	tries := map[string]waitLocker{}
-	for _, lib := range nodeSets[1].libs {
+	for _, lib := range tryLibs() {
 		l, err := newWaitLocker(lib, one)
 		if err != nil {
 			return err
@@ -160,7 +166,7 @@ func runInstancesSuite(rounds int, out, cdf string, quick bool) error {
 				}
 			}
 		}
-		for _, lib := range rotate(nodeSets[1].libs, r) {
+		for _, lib := range rotate(tryLibs(), r) {
 			if pick != nil && !pick.MatchString("try:"+lib) {
 				continue
 			}
@@ -231,7 +237,7 @@ func runWorkers(exe string, cfg workerConfig, k int) ([]workerResult, time.Time,
 		}
 		procs[i] = p
 		c := cfg
-		c.ID = i
+		c.ID, c.Instances = i, k
 		line, _ := json.Marshal(c)
 		if _, err := p.stdin.Write(append(line, '\n')); err != nil {
 			return nil, time.Time{}, fail(i, fmt.Errorf("worker %d: %w", i, err))

@@ -13,10 +13,11 @@ import (
 )
 
 var instColor = map[string]color.RGBA{
-	q:   libColor[q],
-	rs:  libColor[rs],
-	rl:  {44, 160, 44, 255},
-	rue: {255, 127, 14, 255},
+	q:    libColor[q],
+	rs:   libColor[rs],
+	rl:   {44, 160, 44, 255},
+	rue:  {255, 127, 14, 255},
+	ring: {127, 127, 127, 255}, // the hand-over floor, grey
 }
 
 // drawWaitCDF writes a PNG of the waiters' wait (acquire call to lock)

@@ -41,6 +41,9 @@ type semLocker struct {
 // newLocker builds the client a worker uses: cfg.Lib's lock, or with
 // cfg.Permits quorumlock's semaphore.
 func newLocker(cfg workerConfig) (waitLocker, error) {
+	if cfg.Lib == ring {
+		return newFloorRing(cfg)
+	}
 	if cfg.Permits == 0 {
 		return newWaitLocker(cfg.Lib, cfg.Addrs)
 	}

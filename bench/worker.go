@@ -27,6 +27,8 @@ type workerConfig struct {
 	Pause    time.Duration `json:"pause"`
 	Duration time.Duration `json:"duration"`
 	Permits  int           `json:"permits,omitempty"` // > 0: a permit of quorumlock's semaphore (semaphore.go)
+	// Instances is how many run together (the floor's ring, instfloor.go).
+	Instances int `json:"instances"`
 }
 
 // workerResult is what a worker writes on its stdout at the end. Times are
