@@ -459,10 +459,9 @@ func (c *Client) undo(r *round, w *waiter, seq uint64, release, keys []any, valu
 		c.nodes[i].Do(pipe.Request{Cmd: "EVALSHA", Args: release, Timeout: tau, H: bg, Node: i})
 	}
 	for i, s := range r.slots {
-		var notSent *pipe.ConnectError
 		switch {
 		case s.res == quorum.Refused:
-		case s.res == quorum.Failed && errors.As(s.err, &notSent):
+		case s.res == quorum.Failed && neverWritten(s.err):
 			// No connection could be made: the attempt was never written
 			// there, and there is nothing to undo (A8).
 		case s.res == quorum.Pending && seq != 0: // below, once it answers

@@ -91,8 +91,7 @@ func (r *round) Reply(i int, v any, err error) {
 		}
 	}
 	r.finals[i] = s.res
-	var notSent *pipe.ConnectError
-	if s.res == quorum.Failed && errors.As(s.err, &notSent) {
+	if s.res == quorum.Failed && neverWritten(s.err) {
 		// No connection could be made: the request was never written, and
 		// what follows the answers (an undo, a leave, a claim's count)
 		// takes it as a refusal: nothing of it is on the node (A8, L12).
@@ -104,6 +103,14 @@ func (r *round) Reply(i int, v any, err error) {
 	if then != nil {
 		then(finals)
 	}
+}
+
+// neverWritten reports whether err says that no connection could be made:
+// the request was never written (A8). A function of its own: the target of
+// errors.As would otherwise be allocated for every reply.
+func neverWritten(err error) bool {
+	var notSent *pipe.ConnectError
+	return errors.As(err, &notSent)
 }
 
 // whenAnswered calls then once every node has answered the round (the pipe
