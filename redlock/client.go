@@ -408,7 +408,7 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 		}
 		l := newLock(c, name, key, value, token, cfg, t1, until)
 		if w != nil {
-			l.waiter = w.id
+			l.line = &lineHold{waiter: w.id}
 		}
 		return l, nil
 	}

@@ -16,7 +16,7 @@ func HandOvers(c *Client) int64 { return c.stats.handOvers.Load() }
 func Claims(c *Client) int64 { return c.stats.claims.Load() }
 
 // ClaimTimerRan reports whether the timer of l's delayed claim ran (L12).
-func ClaimTimerRan(l *Lock) bool { return l.claimRan.Load() }
+func ClaimTimerRan(l *Lock) bool { return l.line != nil && l.line.claimRan.Load() }
 
 // Settled reports whether c's first waiter for name has a latest attempt
 // in line that every node answered with no undo sent anywhere: its

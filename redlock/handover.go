@@ -3,6 +3,8 @@ package redlock
 import (
 	"context"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quorumlock/quorumlock/internal/quorum"
@@ -136,7 +138,7 @@ func (c *Client) handedOver(ctx context.Context, name string, cfg *config, w *wa
 	c.stats.handOvers.Add(1)
 	keys := w.nameKeys(name)
 	l := newLock(c, name, keys[0], value, 0, cfg, now, until)
-	l.waiter = w.id
+	l.line = &lineHold{waiter: w.id}
 	if c.observed() { // O1: held before the claim can end it
 		c.attempted(ctx, name, cfg, t, 0, 0, nil)
 	}
@@ -148,6 +150,18 @@ func (c *Client) handedOver(ctx context.Context, name string, cfg *config, w *wa
 // before its claim: the waiter registers it with each attempt, and the
 // release uses it, whatever the releaser's own node timeout (L12).
 func handOverLease(tau time.Duration) time.Duration { return 4 * tau }
+
+// lineHold is what a lock taken in line keeps (L4, L12): allocated only
+// for those, so that the others stay small.
+type lineHold struct {
+	waiter string // the id of the waiter that took it: its release takes it out of the line
+	// claimMu orders a hand-over's claim before Unlock's release on every
+	// connection; pendingClaim is the claim not yet sent, nil once it was,
+	// or needless.
+	claimMu      sync.Mutex
+	pendingClaim []any
+	claimRan     atomic.Bool // the delayed claim's timer ran (tests)
+}
 
 // claimAfter is how long a lock handed over is held before it is claimed
 // (L12), unless the client's next waiter for the name takes its place in
@@ -167,29 +181,30 @@ func (l *Lock) claim(keys []any, w *waiter, cfg *config) {
 	tau := cfg.nodeTimeout
 	args := append(lineKeys(keys), "claim", w.id, l.value, cfg.ttl.Milliseconds(), reserveFor(tau).Milliseconds())
 	c.local.handOff(l.name, w, func(next *waiter) {
-		l.claimMu.Lock()
-		defer l.claimMu.Unlock()
+		l.line.claimMu.Lock()
+		defer l.line.claimMu.Unlock()
 		if next != nil {
 			l.sendClaimLocked(append(args, next.id, next.ticket(), lineLifetime(tau).Milliseconds()))
 			return
 		}
-		l.pendingClaim = args
+		l.line.pendingClaim = args
 		c.clock.AfterFunc(claimAfter(tau), l.claimNow)
 	})
 }
 
 // claimNow sends the claim Unlock has not made needless.
 func (l *Lock) claimNow() {
-	l.claimMu.Lock()
-	defer l.claimMu.Unlock()
-	if args := l.pendingClaim; args != nil {
-		l.pendingClaim = nil
+	h := l.line
+	h.claimMu.Lock()
+	defer h.claimMu.Unlock()
+	if args := h.pendingClaim; args != nil {
+		h.pendingClaim = nil
 		l.sendClaimLocked(args)
 	}
-	l.claimRan.Store(true)
+	h.claimRan.Store(true)
 }
 
-// sendClaimLocked queues the claim on every node's connection; l.claimMu is
+// sendClaimLocked queues the claim on every node's connection; claimMu is
 // held, so that Unlock's release is queued after it on each (or the claim
 // is never sent).
 func (l *Lock) sendClaimLocked(args []any) {
@@ -204,9 +219,11 @@ func (l *Lock) sendClaimLocked(args []any) {
 // waiter out of the line instead (L12). Once it returns, a claim sent
 // before is queued ahead of anything the caller sends next.
 func (l *Lock) dropClaim() {
-	l.claimMu.Lock()
-	l.pendingClaim = nil
-	l.claimMu.Unlock()
+	if h := l.line; h != nil {
+		h.claimMu.Lock()
+		h.pendingClaim = nil
+		h.claimMu.Unlock()
+	}
 }
 
 // claimed moves Until after a claim sent at te, once every node answered.

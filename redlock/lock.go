@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/quorumlock/quorumlock/internal/clock"
@@ -18,9 +17,9 @@ import (
 type Lock struct {
 	c           *Client
 	name        string
-	key, value  any    // boxed once, shared by every request
-	releaseArgs []any  // a semaphore's permit: its release (S3); nil for a lock
-	waiter      string // the id of the waiter that took it in line (L4, L12), or ""
+	key, value  any       // boxed once, shared by every request
+	releaseArgs []any     // a semaphore's permit: its release (S3); nil for a lock
+	line        *lineHold // a lock taken in line (L4, L12); nil for the others
 	token       uint64
 	ttl         time.Duration
 	nodeTimeout time.Duration
@@ -32,13 +31,6 @@ type Lock struct {
 	// could leave until at the later Te+TTL while the nodes keep the
 	// other one (the PEXPIRE that ran last), a deadline past the keys.
 	extendMu sync.Mutex
-
-	// claimMu orders a hand-over's claim (L12) before Unlock's release on
-	// every connection; pendingClaim is the claim not yet sent, nil once
-	// it was, or needless.
-	claimMu      sync.Mutex
-	pendingClaim []any
-	claimRan     atomic.Bool // the delayed claim's timer ran (tests)
 
 	mu           sync.Mutex
 	until        time.Time     // local deadline, monotonic (H1)
@@ -252,8 +244,8 @@ func (l *Lock) release(ctx context.Context) *round {
 	// first, or reserved for it; a lock taken in line takes its waiter out
 	// of the line first, wherever its leave has not come yet.
 	args := []any{releaseHash, 3, l.key, line, grants, l.value, "1", reserveFor(l.nodeTimeout).Milliseconds()}
-	if l.waiter != "" {
-		args = append(args, l.waiter)
+	if l.line != nil {
+		args = append(args, l.line.waiter)
 	}
 	return l.c.run(ctx, nil, 0, l.nodeTimeout, "EVALSHA", args)
 }
