@@ -298,48 +298,6 @@ func TestFailedClaimReleasesAtTheHandOversEnd(t *testing.T) {
 	}
 }
 
-// L12, L4: a release never hands the lock back to its own holder. A waiter
-// whose attempt was granted on a quorum has its entry (and the attempt
-// registered) on the nodes that refused it until its leave reaches them,
-// which it sends once every node answered; its Unlock can reach such a
-// node first, once the key there holds its value (handed over to that
-// very attempt by the previous holder's release, which came late). The
-// release then found the holder first in line and handed it the key
-// again: nobody claimed or released that copy, and the node sat out for
-// the lease (found in TestEveryNodeKeepsServingUnderContention's runs).
-func TestReleaseNeverHandsTheLockBackToItsHolder(t *testing.T) {
-	c := redistest.New(t, 1)
-	n := c.Nodes()[0]
-	const name, lease = "release-not-to-itself", 10 * time.Second
-	if _, err := n.Do("SET", redlock.LockKey(name), "previous-holder", "PX", 60000); err != nil {
-		t.Fatal(err)
-	}
-	// Two waiters in line, each with its attempt registered, refused here.
-	for i, w := range []string{"wa.1", "wb.1"} {
-		if _, err := redlock.LineTakeWith(n.Do, name, w, "value-of-"+w, int64(i+1), lease, 1); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// The previous holder's release, late: the key is handed to wa's
-	// attempt, which wa holds as its lock (granted on the other nodes).
-	if _, err := redlock.Release(n.Do, name, "previous-holder", "", time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if v, err := redis.String(n.Do("GET", redlock.LockKey(name))); err != nil || v != "value-of-wa.1" {
-		t.Fatalf("the key is %q (%v) after the previous holder's release, want handed to wa", v, err)
-	}
-	// wa's Unlock, before its leave.
-	if r, err := redis.Int(redlock.Release(n.Do, name, "value-of-wa.1", "wa.1", time.Second)); err != nil || r != 1 {
-		t.Fatalf("wa's release answered %d (%v), want 1", r, err)
-	}
-	if v, err := redis.String(n.Do("GET", redlock.LockKey(name))); err != nil || v != "value-of-wb.1" {
-		t.Fatalf("after wa's own release the key is %q (%v), want handed over to wb, the next in line", v, err)
-	}
-	if line, err := redis.StringMap(n.Do("HGETALL", redlock.LineKey(name))); err != nil || len(line) != 1 || line["wb.1"] == "" {
-		t.Fatalf("line %v (%v) after wa's release, want wb only", line, err)
-	}
-}
-
 // L12, A8: an undo that comes late never hands the lock to the undoing
 // waiter itself. A waiter's attempt granted on too few nodes is undone
 // there once they answered; its next attempt may have reached such a node
@@ -357,15 +315,7 @@ func TestLateUndoNeverHandsTheLockToItsWaiter(t *testing.T) {
 	do := n.Do
 	// wq's attempt 2 is granted here (free key, first in line), then wb
 	// joins, then wq's attempt 3 comes, refused (the key holds attempt 2).
-	if r, err := redis.Int(redlock.LineTakeWith(do, name, "wq.1", "attempt-2", 1, lease, 2)); err != nil || r != 1 {
-		t.Fatalf("attempt 2: %d, %v; want granted", r, err)
-	}
-	if _, err := redlock.LineTakeWith(do, name, "wb.1", "value-of-wb", 2, lease, 1); err != nil {
-		t.Fatal(err)
-	}
-	if r, err := redis.Int(redlock.LineTakeWith(do, name, "wq.1", "attempt-3", 1, lease, 3)); err != nil || r != 0 {
-		t.Fatalf("attempt 3: %d, %v; want refused", r, err)
-	}
+	grantedThenRefused(t, n, name)
 	// Attempt 3 won elsewhere and was released (nothing here: the key is
 	// not its); then attempt 2's undo, then wq's leave.
 	if _, err := redlock.Release(do, name, "attempt-3", "wq.1", time.Second); err != nil {
@@ -385,34 +335,47 @@ func TestLateUndoNeverHandsTheLockToItsWaiter(t *testing.T) {
 	}
 }
 
-// L12, L4: a lock taken in line takes its waiter out of the line with its
-// release, on the nodes its leave has not reached yet: a hand-over that
-// comes there after the release (another lock's, released late) goes to
-// the next in line, not to a waiter that holds nothing any more (found in
-// TestEveryNodeKeepsServingUnderContention's runs: the key handed to the
-// released attempt stayed for the lease).
+// L12, L4: the release of a lock taken in line takes its waiter out of
+// the line first, on the nodes its leave has not reached yet (it is sent
+// once every node answered; Unlock goes at once). Otherwise the waiter,
+// still first in line there with its attempt registered, was handed that
+// attempt by another lock's release come late, either before its own
+// release (which then found its holder first in line and handed the key
+// back to it) or after: nobody claimed or released that copy, and the
+// node sat out for the lease (both found in
+// TestEveryNodeKeepsServingUnderContention's runs). Either way the key
+// goes to wb, next in line.
 func TestReleaseTakesItsWaiterOutOfTheLine(t *testing.T) {
-	c := redistest.New(t, 1)
-	n := c.Nodes()[0]
-	const name, lease = "release-takes-its-waiter-out", 10 * time.Second
-	if _, err := n.Do("SET", redlock.LockKey(name), "a-late-lock", "PX", 60000); err != nil {
-		t.Fatal(err)
+	type release struct {
+		value, waiter string
+		want          int // 1: released
 	}
-	for i, w := range []string{"wk.1", "wb.1"} {
-		if _, err := redlock.LineTakeWith(n.Do, name, w, "value-of-"+w, int64(i+1), lease, 1); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// wk's attempt won elsewhere; its Unlock comes here before its leave,
-	// then the late lock's release.
-	if r, err := redis.Int(redlock.Release(n.Do, name, "value-of-wk.1", "wk.1", time.Second)); err != nil || r != 0 {
-		t.Fatalf("wk's release answered %d (%v), want 0: the key is not its here", r, err)
-	}
-	if _, err := redlock.Release(n.Do, name, "a-late-lock", "", time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if v, err := redis.String(n.Do("GET", redlock.LockKey(name))); err != nil || v != "value-of-wb.1" {
-		t.Fatalf("the key is %q (%v), want handed over to wb, wk having released", v, err)
+	for _, tc := range []struct {
+		name  string
+		steps []release
+	}{
+		// The late release hands the key to wa's attempt, which wa holds
+		// as its lock (granted on the other nodes); then wa's Unlock.
+		{"handed to its holder, then released", []release{{"a-late-lock", "", 1}, {"value-of-wa.1", "wa.1", 1}}},
+		// wa's Unlock first (the key is not its here), then the late one.
+		{"released, then handed over", []release{{"value-of-wa.1", "wa.1", 0}, {"a-late-lock", "", 1}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := redistest.New(t, 1).Nodes()[0]
+			const name = "release-takes-its-waiter-out"
+			heldWithTwoInLine(t, n, name, "a-late-lock", "wa.1", "wb.1")
+			for _, r := range tc.steps {
+				if got, err := redis.Int(redlock.Release(n.Do, name, r.value, r.waiter, time.Second)); err != nil || got != r.want {
+					t.Fatalf("release of %s answered %d (%v), want %d", r.value, got, err, r.want)
+				}
+			}
+			if v, err := redis.String(n.Do("GET", redlock.LockKey(name))); err != nil || v != "value-of-wb.1" {
+				t.Fatalf("the key is %q (%v), want handed over to wb, the next in line", v, err)
+			}
+			if line, err := redis.StringMap(n.Do("HGETALL", redlock.LineKey(name))); err != nil || len(line) != 1 || line["wb.1"] == "" {
+				t.Fatalf("line %v (%v), want wb only", line, err)
+			}
+		})
 	}
 }
 
@@ -426,15 +389,7 @@ func TestReleasePassesOnItsWaitersReservation(t *testing.T) {
 	n := c.Nodes()[0]
 	do := n.Do
 	const name, lease = "release-passes-own-reservation", 10 * time.Second
-	if r, err := redis.Int(redlock.LineTakeWith(do, name, "wq.1", "attempt-2", 1, lease, 2)); err != nil || r != 1 {
-		t.Fatalf("attempt 2: %d, %v; want granted", r, err)
-	}
-	if _, err := redlock.LineTakeWith(do, name, "wb.1", "value-of-wb", 2, lease, 1); err != nil {
-		t.Fatal(err)
-	}
-	if r, err := redis.Int(redlock.LineTakeWith(do, name, "wq.1", "attempt-3", 1, lease, 3)); err != nil || r != 0 {
-		t.Fatalf("attempt 3: %d, %v; want refused", r, err)
-	}
+	grantedThenRefused(t, n, name)
 	// Attempt 3 won elsewhere; its leave, the late undo of attempt 2, and
 	// the release of attempt 3.
 	if _, err := redlock.LineLeave(do, name, "wq.1", "", time.Second); err != nil {
@@ -451,5 +406,38 @@ func TestReleasePassesOnItsWaitersReservation(t *testing.T) {
 	}
 	if line, err := redis.StringMap(do("HGETALL", redlock.LineKey(name))); err != nil || len(line) != 1 || line["wb.1"] == "" {
 		t.Fatalf("line %v (%v) after wq's release, want wb only", line, err)
+	}
+}
+
+// heldWithTwoInLine sets name's key on n to holder, and has waiters a and
+// b (in that order) attempt in line there, each registering its attempt
+// "value-of-<id>" for a hand-over (L12), refused.
+func heldWithTwoInLine(t *testing.T, n *redistest.Node, name, holder, a, b string) {
+	t.Helper()
+	if _, err := n.Do("SET", redlock.LockKey(name), holder, "PX", 60000); err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range []string{a, b} {
+		if r, err := redis.Int(redlock.LineTakeWith(n.Do, name, w, "value-of-"+w, int64(i+1), 10*time.Second, 1)); err != nil || r != 0 {
+			t.Fatalf("%s's attempt: %d, %v; want refused", w, r, err)
+		}
+	}
+}
+
+// grantedThenRefused runs, on n, waiter wq's attempt 2 with value
+// "attempt-2", granted (a free key, first in line), then wb's attempt
+// ("value-of-wb"), and wq's attempt 3 ("attempt-3"), both refused (the key
+// holds attempt 2), each registering its attempt (L12).
+func grantedThenRefused(t *testing.T, n *redistest.Node, name string) {
+	t.Helper()
+	for _, a := range []struct {
+		id, value string
+		ticket    int64
+		seq       uint64
+		want      int
+	}{{"wq.1", "attempt-2", 1, 2, 1}, {"wb.1", "value-of-wb", 2, 1, 0}, {"wq.1", "attempt-3", 1, 3, 0}} {
+		if r, err := redis.Int(redlock.LineTakeWith(n.Do, name, a.id, a.value, a.ticket, 10*time.Second, a.seq)); err != nil || r != a.want {
+			t.Fatalf("%s's attempt %d: %d, %v; want %d", a.id, a.seq, r, err, a.want)
+		}
 	}
 }

@@ -808,14 +808,7 @@ func TestLockBehindOwnWaiterAttemptsFirst(t *testing.T) {
 func TestLateGrantNeedsNoLeave(t *testing.T) {
 	c := redistest.New(t, 3)
 	const name = "line-late-grant"
-	addrs := c.Addrs()
-	p, err := chaos.NewProxy(addrs[2])
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	far := slices.Clone(addrs)
-	far[2] = p.Addr()
+	p, far := behindProxy(t, c, 2)
 	// Node timeouts of seconds: nothing fails on a loaded machine, and the
 	// waiter makes no attempt to keep its place while the test runs (L3).
 	holder := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
@@ -866,14 +859,7 @@ func TestLateGrantNeedsNoLeave(t *testing.T) {
 func TestLateUndoAfterGivingUpLeavesNoTrace(t *testing.T) {
 	c := redistest.New(t, 3)
 	const name = "line-late-undo-gave-up"
-	addrs := c.Addrs()
-	p, err := chaos.NewProxy(addrs[2])
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	far := slices.Clone(addrs)
-	far[2] = p.Addr()
+	p, far := behindProxy(t, c, 2)
 	// Held elsewhere on nodes 0 and 1; node 2 free, and half a second away
 	// (the proxy delays each chunk it reads in turn: what the waiter sends
 	// within its first 100ms reaches node 2 within about a second).
@@ -944,4 +930,18 @@ func TestLateUndoAfterGivingUpLeavesNoTrace(t *testing.T) {
 	if key := keyOn(t, slow, name); err != nil || len(line) != 0 || key != "" {
 		t.Fatalf("after the late undo node 2's key is %q and its line %v (%v), want free and empty: the waiter gave up", key, line, err)
 	}
+}
+
+// behindProxy puts node i of c behind a proxy (closed when the test ends)
+// and returns it, and c's addresses with the proxy's in place of node i's.
+func behindProxy(t *testing.T, c *redistest.Cluster, i int) (*chaos.Proxy, []string) {
+	t.Helper()
+	addrs := slices.Clone(c.Addrs())
+	p, err := chaos.NewProxy(addrs[i])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	addrs[i] = p.Addr()
+	return p, addrs
 }
