@@ -180,38 +180,70 @@ func (l *Lock) claim(keys []any, w *waiter, cfg *config) {
 	c := l.c
 	tau := cfg.nodeTimeout
 	args := append(lineKeys(keys), "claim", w.id, l.value, cfg.ttl.Milliseconds(), reserveFor(tau).Milliseconds())
+	var r *round
+	var te time.Time
 	c.local.handOff(l.name, w, func(next *waiter) {
 		l.line.claimMu.Lock()
 		defer l.line.claimMu.Unlock()
 		if next != nil {
-			l.sendClaimLocked(append(args, next.id, next.ticket(), lineLifetime(tau).Milliseconds()))
+			r, te = l.postClaimLocked(append(args, next.id, next.ticket(), lineLifetime(tau).Milliseconds()))
 			return
 		}
 		l.line.pendingClaim = args
 		c.clock.AfterFunc(claimAfter(tau), l.claimNow)
 	})
+	if r != nil {
+		l.whenClaimed(r, te)
+	}
 }
 
-// claimNow sends the claim Unlock has not made needless.
+// claimNow sends the claim Unlock has not made needless. A lock that ended
+// otherwise (lost, or its deadline passed) is not claimed, which would
+// keep its keys for a TTL: it is released, which takes its waiter out of
+// the line (L12); after Close, nothing is sent.
 func (l *Lock) claimNow() {
 	h := l.line
-	h.claimMu.Lock()
-	defer h.claimMu.Unlock()
-	if args := h.pendingClaim; args != nil {
-		h.pendingClaim = nil
-		l.sendClaimLocked(args)
+	defer h.claimRan.Store(true)
+	l.mu.Lock()
+	l.expireLocked()
+	unlocked, lost := !l.held, l.err != nil
+	l.unlock() // before claimMu: a loss is reported with no mutex held
+	select {
+	case <-l.c.closing:
+		unlocked = true
+	default:
 	}
-	h.claimRan.Store(true)
+	h.claimMu.Lock()
+	args := h.pendingClaim
+	h.pendingClaim = nil
+	var r *round
+	var te time.Time
+	if args != nil && !unlocked && !lost {
+		r, te = l.postClaimLocked(args)
+	}
+	h.claimMu.Unlock()
+	switch {
+	case r != nil:
+		l.whenClaimed(r, te)
+	case args != nil && !unlocked:
+		go l.release(context.Background())
+	}
 }
 
-// sendClaimLocked queues the claim on every node's connection; claimMu is
+// postClaimLocked queues the claim on every node's connection; claimMu is
 // held, so that Unlock's release is queued after it on each (or the claim
-// is never sent).
-func (l *Lock) sendClaimLocked(args []any) {
+// is never sent). It returns the claim's round and when it was sent.
+func (l *Lock) postClaimLocked(args []any) (*round, time.Time) {
 	c := l.c
 	c.stats.claims.Add(1)
 	te := c.clock.Now() // E3: read before sending
-	r := c.newRound(nil, 0, l.nodeTimeout, "EVALSHA").post(context.Background(), "EVALSHA", args)
+	return c.newRound(nil, 0, l.nodeTimeout, "EVALSHA").post(context.Background(), "EVALSHA", args), te
+}
+
+// whenClaimed moves Until once every node answered the claim r sent at
+// te. Called with none of the client's mutexes held: claimed may run at
+// once, and report a loss (O1).
+func (l *Lock) whenClaimed(r *round, te time.Time) {
 	r.whenAnswered(func(finals []quorum.Result) { l.claimed(te, finals) })
 }
 

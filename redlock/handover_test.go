@@ -441,3 +441,36 @@ func grantedThenRefused(t *testing.T, n *redistest.Node, name string) {
 		}
 	}
 }
+
+// L12: a lock handed over that ends before its claim is sent, lost or past
+// its deadline, is not claimed (the claim would keep its keys for a TTL
+// wherever they still hold its value), and is released instead, which
+// takes its waiter out of the line (found by a review).
+func TestLostHandOverIsNotClaimed(t *testing.T) {
+	c := redistest.New(t, 1)
+	n := c.Nodes()[0]
+	const name = "lost-before-its-claim"
+	holder := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
+	waiter := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
+	waitedBefore(t, c, holder, waiter, name)
+	l, got := waitBehind(t, c, holder, waiter, name, nil)
+	w := handOver(t, l, got)
+	// The key is lost: another lock has it now.
+	if _, err := n.Do("SET", redlock.LockKey(name), "someone-else", "PX", 60000); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Extend(t.Context(), 30*time.Second); err == nil || w.Err() == nil {
+		t.Fatalf("Extend of a lost lock: %v, Err() %v; want it lost", err, w.Err())
+	}
+	waitUntil(t, 10*time.Second, "the claim's timer ran", func() bool { return redlock.ClaimTimerRan(w) })
+	if k := redlock.Claims(waiter); k != 0 {
+		t.Fatalf("%d claims sent for a lock lost before claimAfter, want 0", k)
+	}
+	waitUntil(t, 10*time.Second, "the waiter out of the line", func() bool {
+		line, err := redis.Int(n.Do("HLEN", redlock.LineKey(name)))
+		return err == nil && line == 0
+	})
+	if v := keyOn(t, n, name); v != "someone-else" {
+		t.Fatalf("the key is %q, want the other lock's untouched", v)
+	}
+}

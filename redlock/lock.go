@@ -83,9 +83,10 @@ func (l *Lock) Token() uint64 { return l.token }
 // holder must not assume it holds the lock at or after this time (H1). Once
 // the lock is released or lost it is the moment that happened, at the latest.
 // A lock that a release handed over to Lock's caller starts with the
-// hand-over's few node timeouts; held a fifth of a node timeout, it is
-// claimed for its TTL, and Until moves there a round trip later
-// (ALGORITHM.md L12). A lock released sooner is never claimed.
+// hand-over's few node timeouts; held a fifth of a node timeout (at once
+// when the client has another waiter for the name), it is claimed for its
+// TTL, and Until moves there a round trip later (ALGORITHM.md L12). A lock
+// released sooner is never claimed.
 func (l *Lock) Until() time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
