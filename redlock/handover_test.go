@@ -447,14 +447,8 @@ func grantedThenRefused(t *testing.T, n *redistest.Node, name string) {
 // wherever they still hold its value), and is released instead, which
 // takes its waiter out of the line (found by a review).
 func TestLostHandOverIsNotClaimed(t *testing.T) {
-	c := redistest.New(t, 1)
-	n := c.Nodes()[0]
 	const name = "lost-before-its-claim"
-	holder := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
-	waiter := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
-	waitedBefore(t, c, holder, waiter, name)
-	l, got := waitBehind(t, c, holder, waiter, name, nil)
-	w := handOver(t, l, got)
+	n, waiter, w := handedOverOnOneNode(t, name, nil)
 	// The key is lost: another lock has it now.
 	if _, err := n.Do("SET", redlock.LockKey(name), "someone-else", "PX", 60000); err != nil {
 		t.Fatal(err)

@@ -666,19 +666,8 @@ func TestReleaseWithWaitersOnANodeOutOfMemory(t *testing.T) {
 // release that takes its entry out are the only scripts run, and nothing
 // of the waiter is left in the line.
 func TestGrantTakesTheWaiterOutOfTheLine(t *testing.T) {
-	c := redistest.New(t, 1)
-	n := c.Nodes()[0]
 	const name = "line-grant-leaves"
-	// A node timeout of seconds: the waiter makes no attempt to keep its
-	// place while the test runs (L3), so every script is counted, no
-	// request of either fails on a loaded machine, and the claim would
-	// wait a second.
-	holder := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
-	waiter := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
-	waitedBefore(t, c, holder, waiter, name)
-	l, got := waitBehind(t, c, holder, waiter, name, nil)
-	resetStats(t, n)
-	w := handOver(t, l, got)
+	n, waiter, w := handedOverOnOneNode(t, name, func(n *redistest.Node) { resetStats(t, n) })
 	// The waiter's release is queued behind anything it sent before on the
 	// node's connection: once it returns, a leave or a claim would have run.
 	if err := w.Unlock(t.Context()); err != nil {
@@ -944,4 +933,25 @@ func behindProxy(t *testing.T, c *redistest.Cluster, i int) (*chaos.Proxy, []str
 	t.Cleanup(func() { p.Close() })
 	addrs[i] = p.Addr()
 	return p, addrs
+}
+
+// handedOverOnOneNode has a holder take name on a node of its own, a
+// waiter (another client) wait for it in line and be handed it over by
+// the holder's release (L12); before, when not nil, runs right before that
+// release. Node timeouts of seconds: the waiter makes no attempt to keep
+// its place meanwhile (L3), no request fails on a loaded machine, and the
+// claim would wait a second. It returns the node, the waiter's client and
+// its lock.
+func handedOverOnOneNode(t *testing.T, name string, before func(*redistest.Node)) (*redistest.Node, *redlock.Client, *redlock.Lock) {
+	t.Helper()
+	c := redistest.New(t, 1)
+	n := c.Nodes()[0]
+	holder := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
+	waiter := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
+	waitedBefore(t, c, holder, waiter, name)
+	l, got := waitBehind(t, c, holder, waiter, name, nil)
+	if before != nil {
+		before(n)
+	}
+	return n, waiter, handOver(t, l, got)
 }
