@@ -422,7 +422,7 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 	var release []any
 	if w == nil {
 		line, grants := lineAndGrants(name)
-		release = []any{releaseHash, 3, key, line, grants, value, "0", reserveFor(cfg.nodeTimeout).Milliseconds()}
+		release = releaseArgs(key, line, grants, value, "0", cfg.nodeTimeout, "")
 	} else {
 		// L7: a turn that failed with no node held by anyone else means
 		// that this waiter is what everyone waits for (too slow, or cut

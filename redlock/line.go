@@ -120,7 +120,7 @@ func (w *waiter) undoArgs(keys []any, value any, tau time.Duration) []any {
 // with its id, which takes its entry out of the line and passes on what
 // the attempt holds (L12), never putting it back in line.
 func (w *waiter) lateUndoArgs(keys []any, value any, tau time.Duration) []any {
-	return []any{releaseHash, 3, keys[0], keys[1], keys[3], value, "0", reserveFor(tau).Milliseconds(), w.id}
+	return releaseArgs(keys[0], keys[1], keys[3], value, "0", tau, w.id)
 }
 
 // lineArgs returns the arguments of a waiter's attempt (line.lua take) with

@@ -244,11 +244,23 @@ func (l *Lock) release(ctx context.Context) *round {
 	// L2, L12: where waiters are in line, the lock is handed over to the
 	// first, or reserved for it; a lock taken in line takes its waiter out
 	// of the line first, wherever its leave has not come yet.
-	args := []any{releaseHash, 3, l.key, line, grants, l.value, "1", reserveFor(l.nodeTimeout).Milliseconds()}
+	waiter := ""
 	if l.line != nil {
-		args = append(args, l.line.waiter)
+		waiter = l.line.waiter
 	}
-	return l.c.run(ctx, nil, 0, l.nodeTimeout, "EVALSHA", args)
+	return l.c.run(ctx, nil, 0, l.nodeTimeout, "EVALSHA", releaseArgs(l.key, line, grants, l.value, "1", l.nodeTimeout, waiter))
+}
+
+// releaseArgs lays out release.lua's arguments (EVALSHA): the lock key, its
+// line and grants, the value, announce ("1" or "0"), the reservation for
+// a node timeout of tau, and, when not "", the id of the waiter that took
+// the value in line (L12).
+func releaseArgs(key, line, grants, value any, announce string, tau time.Duration, waiter string) []any {
+	args := []any{releaseHash, 3, key, line, grants, value, announce, reserveFor(tau).Milliseconds()}
+	if waiter != "" {
+		args = append(args, waiter)
+	}
+	return args
 }
 
 // Extend makes the lock last at least ttl from now on the nodes where it
