@@ -468,3 +468,28 @@ func TestLostHandOverIsNotClaimed(t *testing.T) {
 		t.Fatalf("the key is %q, want the other lock's untouched", v)
 	}
 }
+
+// L12, L9: a lock handed over while the client has another waiter for the
+// name is claimed at once, not after claimAfter: the claim puts that
+// waiter in line in the first one's place, and it must not wait out of
+// line meanwhile.
+func TestClaimAtOnceWithTheClientsNextWaiter(t *testing.T) {
+	c := redistest.New(t, 1)
+	const name = "claim-with-successor"
+	holder := newClient(t, c)
+	// claimAfter is a second: a claim sent before Lock returns is the
+	// immediate one.
+	waiter := newClient(t, c, redlock.WithNodeTimeout(5*time.Second))
+	l, first := waitBehind(t, c, holder, waiter, name, nil)
+	second := waitForLock(t.Context(), waiter, name)
+	waitUntil(t, 10*time.Second, "both of the client's waiters wait, the first settled", func() bool {
+		return redlock.Waiting(waiter, name) == 2 && redlock.Settled(waiter, name)
+	})
+	ownChannels(t, c, name, 1)
+	w := handOver(t, l, first)
+	if n := redlock.Claims(waiter); n != 1 {
+		t.Fatalf("%d claims sent when Lock returned, want 1: the next waiter takes the first's place by it", n)
+	}
+	inLine(t, c, name, 1) // the second, put in by the claim
+	defer handOver(t, w, second).Unlock(t.Context())
+}
