@@ -41,8 +41,7 @@ local id = ARGV[2]
 -- out takes the waiter's entry out of the line, and puts its successor
 -- (L9) in, from ARGV[first]: id, ticket, entry lifetime.
 local function out(first)
-  redis.pcall('HDEL', KEYS[2], id)
-  redis.pcall('HDEL', KEYS[4], id)
+  forget(KEYS[2], KEYS[4], id)
   if ARGV[first] then
     local now = now_ms()
     if now then
@@ -62,12 +61,10 @@ end
 if ARGV[1] == 'leave' then
   out(5)
   local cur = redis.call('GET', KEYS[1])
-  if cur == '~r:' .. id or (ARGV[4] ~= '' and cur == ARGV[4]) then
+  if ARGV[4] ~= '' and cur == ARGV[4] then
     hand(KEYS[1], KEYS[2], KEYS[4], ARGV[3], true)
-  elseif cur == false then
-    -- L12: a free key passes to the first in line, who waits for a
-    -- hand-over, not for this key.
-    hand(KEYS[1], KEYS[2], KEYS[4], ARGV[3], false)
+  else
+    pass_on(KEYS[1], KEYS[2], KEYS[4], ARGV[3], cur, id)
   end
   return 1
 end
@@ -78,11 +75,7 @@ if ARGV[1] == 'claim' then
     redis.call('PEXPIRE', KEYS[1], ARGV[4], 'GT')
     return 1
   end
-  if cur == '~r:' .. id then
-    hand(KEYS[1], KEYS[2], KEYS[4], ARGV[5], true)
-  elseif cur == false then
-    hand(KEYS[1], KEYS[2], KEYS[4], ARGV[5], false) -- as leave's
-  end
+  pass_on(KEYS[1], KEYS[2], KEYS[4], ARGV[5], cur, id)
   return 0
 end
 if ARGV[1] == 'undo' then
@@ -129,8 +122,7 @@ if not mine and cur == false then
 end
 if mine then
   -- L4: served here, it leaves the line here, in the same step.
-  redis.pcall('HDEL', KEYS[2], id)
-  redis.pcall('HDEL', KEYS[4], id)
+  forget(KEYS[2], KEYS[4], id)
   redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
   if ARGV[7] == '1' then
     return redis.call('INCR', KEYS[3])

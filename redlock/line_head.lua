@@ -122,3 +122,20 @@ local function hand(lock, line, grants, reserve_ms, announce, self)
     redis.pcall('PUBLISH', lock .. ':released', '1')
   end
 end
+-- forget takes waiter id's entry out of the line and its attempt out of
+-- grants (L4, L12).
+local function forget(line, grants, id)
+  redis.pcall('HDEL', line, id)
+  redis.pcall('HDEL', grants, id)
+end
+-- pass_on passes lock, whose value is cur, to the first in line once
+-- waiter id has left it: a reservation for id (announced), or a free key
+-- (L12: the waiters wait to be handed the lock, not for a key that lapsed;
+-- silent when nobody is in line).
+local function pass_on(lock, line, grants, reserve_ms, cur, id)
+  if cur == '~r:' .. id then
+    hand(lock, line, grants, reserve_ms, true)
+  elseif cur == false then
+    hand(lock, line, grants, reserve_ms, false)
+  end
+end

@@ -21,15 +21,14 @@
 -- The announcement is best-effort (R5): pcall keeps a refused PUBLISH (an
 -- ACL user without channel rights) from failing a release that is done.
 if ARGV[4] then
-  redis.pcall('HDEL', KEYS[2], ARGV[4])
-  redis.pcall('HDEL', KEYS[3], ARGV[4])
+  forget(KEYS[2], KEYS[3], ARGV[4])
 end
 local cur = redis.call('GET', KEYS[1])
 if cur == ARGV[1] then
   hand(KEYS[1], KEYS[2], KEYS[3], ARGV[3], ARGV[2] == '1')
   return 1
 end
-if ARGV[4] and (cur == false or cur == '~r:' .. ARGV[4]) then
-  hand(KEYS[1], KEYS[2], KEYS[3], ARGV[3], cur ~= false)
+if ARGV[4] then
+  pass_on(KEYS[1], KEYS[2], KEYS[3], ARGV[3], cur, ARGV[4])
 end
 return 0
