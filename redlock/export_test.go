@@ -15,8 +15,8 @@ func HandOvers(c *Client) int64 { return c.stats.handOvers.Load() }
 // Claims returns how many claims of locks handed over c sent (L12).
 func Claims(c *Client) int64 { return c.stats.claims.Load() }
 
-// ClaimTimerRan reports whether the timer of l's delayed claim ran (L12).
-func ClaimTimerRan(l *Lock) bool { return l.line != nil && l.line.claimRan.Load() }
+// ClaimDecided reports whether l's delayed claim was sent or dropped (L12).
+func ClaimDecided(l *Lock) bool { return l.line != nil && l.line.claimDecided.Load() }
 
 // Settled reports whether c's first waiter for name has a latest attempt
 // in line that every node answered with no undo sent anywhere: its

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quorumlock/quorumlock/internal/clock"
 	"github.com/quorumlock/quorumlock/internal/quorum"
 )
 
@@ -157,10 +158,11 @@ type lineHold struct {
 	waiter string // the id of the waiter that took it: its release takes it out of the line
 	// claimMu orders a hand-over's claim before Unlock's release on every
 	// connection; pendingClaim is the claim not yet sent, nil once it was,
-	// or needless.
+	// or needless; claimTimer sends it, and Unlock stops it.
 	claimMu      sync.Mutex
 	pendingClaim []any
-	claimRan     atomic.Bool // the delayed claim's timer ran (tests)
+	claimTimer   clock.Timer
+	claimDecided atomic.Bool // the delayed claim was sent, or dropped (tests)
 }
 
 // claimAfter is how long a lock handed over is held before it is claimed
@@ -190,7 +192,7 @@ func (l *Lock) claim(keys []any, w *waiter, cfg *config) {
 			return
 		}
 		l.line.pendingClaim = args
-		c.clock.AfterFunc(claimAfter(tau), l.claimNow)
+		l.line.claimTimer = c.clock.AfterFunc(claimAfter(tau), l.claimNow)
 	})
 	if r != nil {
 		l.whenClaimed(r, te)
@@ -203,7 +205,7 @@ func (l *Lock) claim(keys []any, w *waiter, cfg *config) {
 // the line (L12); after Close, nothing is sent.
 func (l *Lock) claimNow() {
 	h := l.line
-	defer h.claimRan.Store(true)
+	defer h.claimDecided.Store(true)
 	l.mu.Lock()
 	l.expireLocked()
 	unlocked, lost := !l.held, l.err != nil
@@ -253,7 +255,11 @@ func (l *Lock) whenClaimed(r *round, te time.Time) {
 func (l *Lock) dropClaim() {
 	if h := l.line; h != nil {
 		h.claimMu.Lock()
-		h.pendingClaim = nil
+		if h.pendingClaim != nil {
+			h.pendingClaim = nil
+			h.claimTimer.Stop()
+			h.claimDecided.Store(true)
+		}
 		h.claimMu.Unlock()
 	}
 }

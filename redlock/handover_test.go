@@ -456,7 +456,7 @@ func TestLostHandOverIsNotClaimed(t *testing.T) {
 	if err := w.Extend(t.Context(), 30*time.Second); err == nil || w.Err() == nil {
 		t.Fatalf("Extend of a lost lock: %v, Err() %v; want it lost", err, w.Err())
 	}
-	waitUntil(t, 10*time.Second, "the claim's timer ran", func() bool { return redlock.ClaimTimerRan(w) })
+	waitUntil(t, 10*time.Second, "the claim's timer ran", func() bool { return redlock.ClaimDecided(w) })
 	if k := redlock.Claims(waiter); k != 0 {
 		t.Fatalf("%d claims sent for a lock lost before claimAfter, want 0", k)
 	}
