@@ -408,7 +408,7 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 		}
 		l := newLock(c, name, key, value, token, cfg, t1, until)
 		if w != nil {
-			l.line = &lineHold{waiter: w.id}
+			l.line = w.hold(keys)
 		}
 		return l, nil
 	}
@@ -422,7 +422,7 @@ func (c *Client) attempt(ctx context.Context, name string, cfg *config, w *waite
 	var release []any
 	if w == nil {
 		line, grants := lineAndGrants(name)
-		release = releaseArgs(key, line, grants, value, "0", cfg.nodeTimeout, "")
+		release = releaseArgs(key, line, grants, value, "0", cfg.nodeTimeout, nil)
 	} else {
 		// L7: a turn that failed with no node held by anyone else means
 		// that this waiter is what everyone waits for (too slow, or cut

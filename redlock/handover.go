@@ -139,7 +139,7 @@ func (c *Client) handedOver(ctx context.Context, name string, cfg *config, w *wa
 	c.stats.handOvers.Add(1)
 	keys := w.nameKeys(name)
 	l := newLock(c, name, keys[0], value, 0, cfg, now, until)
-	l.line = &lineHold{waiter: w.id}
+	l.line = w.hold(keys)
 	if c.observed() { // O1: held before the claim can end it
 		c.attempted(ctx, name, cfg, t, 0, 0, nil)
 	}
@@ -155,7 +155,8 @@ func handOverLease(tau time.Duration) time.Duration { return 4 * tau }
 // lineHold is what a lock taken in line keeps (L4, L12): allocated only
 // for those, so that the others stay small.
 type lineHold struct {
-	waiter string // the id of the waiter that took it: its release takes it out of the line
+	waiter any   // the id of the waiter that took it, boxed: its release takes it out of the line
+	keys   []any // the waiter's keys (nameKeys): the release's line and grants
 	// claimMu orders a hand-over's claim before Unlock's release on every
 	// connection; pendingClaim is the claim not yet sent, nil once it was,
 	// or needless; claimTimer sends it, and Unlock stops it.
@@ -164,6 +165,9 @@ type lineHold struct {
 	claimTimer   clock.Timer
 	claimDecided atomic.Bool // the delayed claim was sent, or dropped (tests)
 }
+
+// hold is what a lock w took, with its keys, keeps (lineHold).
+func (w *waiter) hold(keys []any) *lineHold { return &lineHold{waiter: w.id, keys: keys} }
 
 // claimAfter is how long a lock handed over is held before it is claimed
 // (L12), unless the client's next waiter for the name takes its place in

@@ -240,27 +240,26 @@ func (l *Lock) release(ctx context.Context) *round {
 	if l.releaseArgs != nil {
 		return l.c.run(ctx, nil, 0, l.nodeTimeout, "EVALSHA", l.releaseArgs)
 	}
-	line, grants := lineAndGrants(l.name)
 	// L2, L12: where waiters are in line, the lock is handed over to the
 	// first, or reserved for it; a lock taken in line takes its waiter out
-	// of the line first, wherever its leave has not come yet.
-	waiter := ""
-	if l.line != nil {
-		waiter = l.line.waiter
+	// of the line first, wherever its leave has not come yet (with the
+	// keys its waiter boxed).
+	if h := l.line; h != nil {
+		return l.c.run(ctx, nil, 0, l.nodeTimeout, "EVALSHA", releaseArgs(l.key, h.keys[1], h.keys[3], l.value, "1", l.nodeTimeout, h.waiter))
 	}
-	return l.c.run(ctx, nil, 0, l.nodeTimeout, "EVALSHA", releaseArgs(l.key, line, grants, l.value, "1", l.nodeTimeout, waiter))
+	line, grants := lineAndGrants(l.name)
+	return l.c.run(ctx, nil, 0, l.nodeTimeout, "EVALSHA", releaseArgs(l.key, line, grants, l.value, "1", l.nodeTimeout, nil))
 }
 
 // releaseArgs lays out release.lua's arguments (EVALSHA): the lock key, its
 // line and grants, the value, announce ("1" or "0"), the reservation for
-// a node timeout of tau, and, when not "", the id of the waiter that took
+// a node timeout of tau, and, when not nil, the id of the waiter that took
 // the value in line (L12).
-func releaseArgs(key, line, grants, value any, announce string, tau time.Duration, waiter string) []any {
-	args := []any{releaseHash, 3, key, line, grants, value, announce, reserveFor(tau).Milliseconds()}
-	if waiter != "" {
-		args = append(args, waiter)
+func releaseArgs(key, line, grants, value any, announce string, tau time.Duration, waiter any) []any {
+	if waiter == nil {
+		return []any{releaseHash, 3, key, line, grants, value, announce, reserveFor(tau).Milliseconds()}
 	}
-	return args
+	return []any{releaseHash, 3, key, line, grants, value, announce, reserveFor(tau).Milliseconds(), waiter}
 }
 
 // Extend makes the lock last at least ttl from now on the nodes where it
